@@ -1,0 +1,48 @@
+#pragma once
+// Tensor element types, numbered as in GGUF/ggml so files are byte-compatible with llama.cpp.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace lb {
+
+enum class GgmlType : uint32_t {
+  F32 = 0,
+  F16 = 1,
+  Q4_0 = 2,
+  Q4_1 = 3,
+  Q5_0 = 6,
+  Q5_1 = 7,
+  Q8_0 = 8,
+  Q8_1 = 9,
+  Q2_K = 10,
+  Q3_K = 11,
+  Q4_K = 12,
+  Q5_K = 13,
+  Q6_K = 14,
+  Q8_K = 15,
+  BF16 = 30,
+};
+
+// Dot product of one weight row (n elements, stored in the weight type) with one activation row
+// (stored in that weight type's activation type, see TypeInfo::act_type).
+using VecDotFn = float (*)(int64_t n, const void* weight_row, const void* act_row);
+// Converts n floats to a row of the given type (n a multiple of the block size).
+using FromFloatFn = void (*)(const float* src, void* dst, int64_t n);
+// Converts a row of n elements of the given type to floats.
+using ToFloatFn = void (*)(const void* src, float* dst, int64_t n);
+
+struct TypeInfo {
+  const char* name;
+  int64_t block_size;   // elements per block
+  size_t block_bytes;   // bytes per block
+  bool supported;       // layerbus can compute with it
+};
+
+// Layout facts for any type GGUF may name; returns nullptr for numbers that are no ggml type.
+const TypeInfo* type_info(uint32_t type);
+const char* type_name(GgmlType t);
+// Bytes of a row of n elements; n must be a multiple of the block size (checked by callers).
+size_t row_bytes(GgmlType t, int64_t n);
+
+}  // namespace lb

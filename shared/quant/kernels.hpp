@@ -1,0 +1,28 @@
+#pragma once
+// The per-type kernel table the engine computes with. For each weight type: the type activations
+// are converted to before a dot product (as llama.cpp does: Q8_0 for Q4_0/Q8_0, Q8_K for K-quants,
+// F16 for F16, F32 for F32), the converter, the weight dequantizer, and the dot product.
+// Scalar reference variants always exist; AVX2 and AVX-512 variants are picked at run time.
+#include "quant/ggml_type.hpp"
+
+namespace lb {
+
+enum class SimdLevel { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+
+struct Kernels {
+  GgmlType act_type;           // activation row type for vec_dot
+  FromFloatFn act_from_float;  // floats -> activation row
+  ToFloatFn to_float;          // weight row -> floats
+  VecDotFn vec_dot;            // weight row . activation row
+};
+
+// What this CPU supports (cpuid + OS state), computed once.
+SimdLevel detected_simd();
+const char* simd_name(SimdLevel level);
+
+// Kernels for a weight type at the best level this CPU has; throws lb::Error for unsupported types.
+const Kernels& kernels_for(GgmlType weight_type);
+// Kernels at a given level (clamped to what the CPU has); tests compare levels against each other.
+const Kernels& kernels_for(GgmlType weight_type, SimdLevel level);
+
+}  // namespace lb
