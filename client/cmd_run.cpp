@@ -1,0 +1,108 @@
+// `layerbus run`: generate in one process and stream the text, or print one JSON object.
+#include <iostream>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "compute/thread_pool.hpp"
+#include "model/generate.hpp"
+#include "tokenizer/stream_decoder.hpp"
+#include "tokenizer/tokenizer.hpp"
+
+namespace lb::client {
+
+namespace {
+
+struct RunArgs {
+  std::string model;
+  std::string prompt;
+  int64_t n_predict = 128;
+  SamplingParams sampling;
+  int threads = 0;
+  int64_t ctx = 0;
+  int top_logprobs = 0;
+  bool json = false;
+};
+
+void run(const RunArgs& a) {
+  auto file = std::make_shared<GgufFile>(a.model);
+  Tokenizer tok(*file);
+  ModelWeights weights(file, 0, read_hparams(*file).n_layers);
+  const HParams& hp = weights.hparams();
+  ThreadPool pool(a.threads > 0 ? a.threads : default_thread_count());
+  const int64_t n_ctx = a.ctx > 0 ? a.ctx : hp.n_ctx_train;
+  RangeRunner runner(weights, pool, n_ctx);
+
+  const std::vector<int32_t> prompt = tok.encode(a.prompt, /*add_special=*/true);
+  if (int64_t(prompt.size()) >= n_ctx) {
+    throw Error("the prompt has " + std::to_string(prompt.size()) +
+                " tokens, which leaves no room in the context of " + std::to_string(n_ctx));
+  }
+  GenerateOptions opt;
+  opt.n_predict = std::min<int64_t>(a.n_predict, n_ctx - int64_t(prompt.size()));
+  opt.sampling = a.sampling;
+  opt.top_logprobs = a.top_logprobs;
+
+  StreamDecoder stream(tok);
+  std::vector<GeneratedToken> generated;
+  const GenerateStats stats = generate(
+      runner, prompt, opt, [&](int32_t id) { return tok.is_end_of_generation(id); },
+      [&](const GeneratedToken& t) {
+        generated.push_back(t);
+        if (!a.json) std::cout << stream.push(t.id) << std::flush;
+        return true;
+      });
+
+  if (!a.json) {
+    std::cout << stream.flush() << std::endl;
+    return;
+  }
+  nlohmann::json j;
+  j["prompt_tokens"] = prompt;
+  std::vector<int32_t> ids;
+  nlohmann::json logprobs = nlohmann::json::array();
+  for (const GeneratedToken& t : generated) {
+    ids.push_back(t.id);
+    nlohmann::json e{{"id", t.id}, {"logprob", t.logprob}};
+    if (a.top_logprobs > 0) {
+      nlohmann::json top = nlohmann::json::array();
+      for (const TokenLogprob& alt : t.top) top.push_back({{"id", alt.id}, {"logprob", alt.logprob}});
+      e["top"] = top;
+    }
+    logprobs.push_back(e);
+  }
+  j["tokens"] = ids;
+  j["text"] = tok.decode(ids);
+  j["logprobs"] = logprobs;
+  j["prompt_tokens_per_second"] = stats.prompt_seconds > 0 ? double(prompt.size()) / stats.prompt_seconds : 0.0;
+  j["tokens_per_second"] = stats.decode_seconds > 0 ? double(stats.decode_steps) / stats.decode_seconds : 0.0;
+  j["threads"] = pool.size();
+  std::cout << j.dump() << std::endl;
+}
+
+}  // namespace
+
+void add_run(CLI::App& app) {
+  auto a = std::make_shared<RunArgs>();
+  CLI::App* cmd = app.add_subcommand("run", "Generate text with a model in this one process");
+  cmd->add_option("--model", a->model, "GGUF model file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--prompt", a->prompt, "Prompt text")->required();
+  cmd->add_option("-n,--n-predict", a->n_predict, "Tokens to generate")->check(CLI::Range(int64_t(0), int64_t(1) << 24));
+  cmd->add_option("--temp", a->sampling.temperature, "Temperature (0 = greedy)");
+  cmd->add_option("--top-k", a->sampling.top_k, "Top-k (0 = off)");
+  cmd->add_option("--top-p", a->sampling.top_p, "Top-p (1 = off)");
+  cmd->add_option("--min-p", a->sampling.min_p, "Min-p (0 = off)");
+  cmd->add_option("--repeat-penalty", a->sampling.repeat_penalty, "Repetition penalty (1 = off)");
+  cmd->add_option("--seed", a->sampling.seed, "Seed for sampling");
+  cmd->add_option("--threads", a->threads, "Threads (default: the cores available)")->check(CLI::Range(1, 1024));
+  cmd->add_option("--ctx", a->ctx, "Context length (default: the model's)")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  cmd->add_option("--top-logprobs", a->top_logprobs, "With --json: alternatives per token")->check(CLI::Range(0, 100));
+  cmd->add_flag("--json", a->json, "Print one JSON object instead of streaming text");
+  cmd->callback([a] {
+    validate(a->sampling);
+    run(*a);
+  });
+}
+
+}  // namespace lb::client

@@ -1,0 +1,12 @@
+#pragma once
+// The `layerbus` subcommands: each registers its flags on the CLI11 app and runs when chosen.
+#include <CLI/CLI.hpp>
+
+namespace lb::client {
+
+void add_run(CLI::App& app);
+void add_tokenize(CLI::App& app);
+void add_info(CLI::App& app);
+void add_synth(CLI::App& app);
+
+}  // namespace lb::client

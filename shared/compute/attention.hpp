@@ -1,0 +1,16 @@
+#pragma once
+// Causal attention of one query head over a sequence's cached keys and values (F16).
+#include <cstdint>
+
+#include "quant/f16.hpp"
+
+namespace lb {
+
+// out[head_dim] = softmax(scale * q . k[j]) . v[j] over positions j in [0, n_pos).
+// k and v point at position 0 of this head's KV head; consecutive positions are `stride` halves
+// apart. Follows ggml's CPU flash-attention with an F16 cache: q rounded to F16, an online
+// softmax, and the weighted sum of values accumulated in F16.
+void attend_head(const float* q, const Half* k, const Half* v, int64_t stride, int64_t n_pos,
+                 int64_t head_dim, float scale, float* out);
+
+}  // namespace lb

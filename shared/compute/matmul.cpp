@@ -1,0 +1,80 @@
+#include "compute/matmul.hpp"
+
+#include <algorithm>
+
+#include "quant/kernels.hpp"
+#include "util/error.hpp"
+
+namespace lb {
+
+namespace {
+
+// Rows per task: small enough to balance two threads on small matrices, large enough that a
+// task's weight rows stay in cache while every token of a prompt batch passes over them.
+constexpr int64_t kRowsPerTask = 16;
+
+// One job with its activations converted to the weight type's activation type.
+struct PreparedJob {
+  const MatmulJob* job;
+  const Kernels* k;
+  const uint8_t* act;  // [n_tok] rows of act_row_bytes
+  size_t act_row_bytes;
+  size_t w_row_bytes;
+  int64_t first_task;
+};
+
+}  // namespace
+
+void matmul(ThreadPool& pool, const std::vector<MatmulJob>& jobs, int64_t n_tok) {
+  if (jobs.empty() || n_tok <= 0) return;
+
+  // Convert each distinct (x, activation type) once.
+  struct Converted {
+    const float* x;
+    GgmlType type;
+    int64_t cols;
+    std::vector<uint8_t> bytes;
+  };
+  std::vector<Converted> converted;
+  std::vector<PreparedJob> prepared;
+  int64_t n_tasks = 0;
+  for (const MatmulJob& job : jobs) {
+    const Kernels& k = kernels_for(job.w.type);
+    const size_t act_row = row_bytes(k.act_type, job.w.cols);
+    auto it = std::find_if(converted.begin(), converted.end(), [&](const Converted& c) {
+      return c.x == job.x && c.type == k.act_type && c.cols == job.w.cols;
+    });
+    if (it == converted.end()) {
+      converted.push_back({job.x, k.act_type, job.w.cols, std::vector<uint8_t>(act_row * n_tok)});
+      it = converted.end() - 1;
+      for (int64_t t = 0; t < n_tok; ++t) {
+        k.act_from_float(job.x + t * job.w.cols, it->bytes.data() + t * act_row, job.w.cols);
+      }
+    }
+    prepared.push_back({&job, &k, it->bytes.data(), act_row, row_bytes(job.w.type, job.w.cols), n_tasks});
+    n_tasks += (job.w.rows + kRowsPerTask - 1) / kRowsPerTask;
+  }
+  // The act pointers stay valid as `converted` grows: moving a vector keeps its heap buffer.
+
+  pool.run(n_tasks, [&](int64_t task) {
+    const PreparedJob* pj = &prepared[0];
+    for (const PreparedJob& p : prepared) {
+      if (p.first_task > task) break;
+      pj = &p;
+    }
+    const Matrix& w = pj->job->w;
+    const int64_t r0 = (task - pj->first_task) * kRowsPerTask;
+    const int64_t r1 = std::min(w.rows, r0 + kRowsPerTask);
+    const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
+    float* y = pj->job->y;
+    for (int64_t t = 0; t < n_tok; ++t) {
+      const uint8_t* a = pj->act + t * pj->act_row_bytes;
+      float* yt = y + t * w.rows;
+      for (int64_t r = r0; r < r1; ++r) {
+        yt[r] = pj->k->vec_dot(w.cols, wdata + r * pj->w_row_bytes, a);
+      }
+    }
+  });
+}
+
+}  // namespace lb

@@ -1,0 +1,47 @@
+#include "compute/ops.hpp"
+
+#include <cmath>
+#include <vector>
+
+namespace lb {
+
+void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += double(x[i] * x[i]);
+  const float mean = float(sum / double(n));
+  const float scale = 1.0f / std::sqrt(mean + eps);
+  for (int64_t i = 0; i < n; ++i) y[i] = (x[i] * scale) * w[i];
+}
+
+void rope(float* x, int64_t pos, const RopeParams& p) {
+  // The angle advances by repeated float multiplication, not powf per pair, as ggml computes it.
+  const float theta_scale = std::pow(p.base, -2.0f / float(p.dims));
+  float theta_base = float(pos);
+  const int64_t half = p.dims / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float ff = p.freq_factors ? p.freq_factors[i] : 1.0f;
+    const float theta = p.freq_scale * (theta_base / ff);
+    const float c = std::cos(theta);
+    const float s = std::sin(theta);
+    const int64_t a = p.neox ? i : 2 * i;
+    const int64_t b = p.neox ? i + half : 2 * i + 1;
+    const float x0 = x[a];
+    const float x1 = x[b];
+    x[a] = x0 * c - x1 * s;
+    x[b] = x0 * s + x1 * c;
+    theta_base *= theta_scale;
+  }
+}
+
+void swiglu(const float* gate, const float* up, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = (g / (1.0f + std::exp(-g))) * up[i];
+  }
+}
+
+void add_inplace(float* x, const float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+}  // namespace lb

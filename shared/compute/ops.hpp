@@ -1,0 +1,28 @@
+#pragma once
+// The element-wise and per-row operations of a llama-family layer, written as plain loops in the
+// same arithmetic order as ggml's CPU backend so results match llama.cpp to the last bits.
+#include <cstdint>
+
+namespace lb {
+
+// y = (x * 1/sqrt(mean(x^2) + eps)) * w, over n elements (sum of squares in double, as ggml).
+void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
+
+// Rotary position embedding of one head vector in place: pairs (2i, 2i+1), or (i, i + dims/2) in
+// the NeoX layout, over the first `dims` elements. freq_factors (may be null) divide each angle.
+struct RopeParams {
+  int64_t dims;
+  float base;
+  float freq_scale;
+  bool neox;
+  const float* freq_factors;
+};
+void rope(float* x, int64_t pos, const RopeParams& p);
+
+// out = silu(gate) * up, silu(x) = x / (1 + e^-x).
+void swiglu(const float* gate, const float* up, float* out, int64_t n);
+
+// x += y
+void add_inplace(float* x, const float* y, int64_t n);
+
+}  // namespace lb

@@ -1,0 +1,163 @@
+#include "model/forward.hpp"
+
+#include <cmath>
+#include <cstring>
+
+#include "compute/attention.hpp"
+#include "compute/matmul.hpp"
+#include "compute/ops.hpp"
+#include "quant/f16.hpp"
+#include "quant/kernels.hpp"
+#include "util/error.hpp"
+
+namespace lb {
+
+RangeRunner::RangeRunner(const ModelWeights& weights, ThreadPool& pool, int64_t n_ctx)
+    : w_(weights), pool_(pool), kv_(weights.hparams(), weights.begin(), weights.end(), n_ctx) {}
+
+void RangeRunner::validate(const StepInput& in) const {
+  const HParams& hp = w_.hparams();
+  const size_t n = in.rows();
+  if (n == 0) throw Error("step has no rows");
+  if (in.pos.size() != n) throw Error("step has " + std::to_string(in.pos.size()) + " positions for " + std::to_string(n) + " rows");
+  if (w_.has_embedding()) {
+    if (in.tokens.size() != n) throw Error("step has " + std::to_string(in.tokens.size()) + " tokens for " + std::to_string(n) + " rows");
+    for (int32_t t : in.tokens) {
+      if (t < 0 || t >= hp.n_vocab) throw Error("token id " + std::to_string(t) + " is outside the vocabulary of " + std::to_string(hp.n_vocab));
+    }
+  } else if (in.hidden.size() != n * size_t(hp.dim)) {
+    throw Error("step has " + std::to_string(in.hidden.size()) + " activation values, expected " +
+                std::to_string(n) + " rows x " + std::to_string(hp.dim));
+  }
+  if (w_.has_head() && in.want_logits.size() != n) throw Error("step lacks a logits flag per row");
+  for (size_t i = 0; i < n; ++i) {
+    const bool starts_group = i == 0 || in.seq[i] != in.seq[i - 1];
+    if (starts_group) {
+      for (size_t j = 0; j < i; ++j) {
+        if (in.seq[j] == in.seq[i]) throw Error("sequence " + std::to_string(in.seq[i]) + "'s rows are not contiguous in the step");
+      }
+      const int64_t held = kv_.n_pos(in.seq[i]);
+      if (in.pos[i] < 0 || in.pos[i] > held) {
+        throw Error("sequence " + std::to_string(in.seq[i]) + " starts at position " + std::to_string(in.pos[i]) +
+                    " but its cache holds " + std::to_string(held));
+      }
+    } else if (in.pos[i] != in.pos[i - 1] + 1) {
+      throw Error("sequence " + std::to_string(in.seq[i]) + " has non-consecutive positions");
+    }
+    if (in.pos[i] >= kv_.n_ctx()) throw Error("position " + std::to_string(in.pos[i]) + " passes the context length " + std::to_string(kv_.n_ctx()));
+  }
+}
+
+void RangeRunner::attention(int64_t il, const StepInput& in, const float* q, float* out) {
+  const HParams& hp = w_.hparams();
+  const int64_t n = int64_t(in.rows());
+  const int64_t group = hp.n_heads / hp.n_kv_heads;
+  const float scale = 1.0f / std::sqrt(float(hp.head_dim));
+  const int64_t layer = il - w_.begin();
+  pool_.run(n * hp.n_heads, [&](int64_t task) {
+    const int64_t r = task / hp.n_heads;
+    const int64_t h = task % hp.n_heads;
+    SeqKv& s = kv_.at(in.seq[size_t(r)]);
+    const int64_t kvh = h / group;
+    const Half* k = s.k[size_t(layer)].data() + kvh * hp.head_dim;
+    const Half* v = s.v[size_t(layer)].data() + kvh * hp.head_dim;
+    attend_head(q + r * hp.q_dim() + h * hp.head_dim, k, v, hp.kv_dim(), in.pos[size_t(r)] + 1,
+                hp.head_dim, scale, out + r * hp.q_dim() + h * hp.head_dim);
+  });
+}
+
+void RangeRunner::step(const StepInput& in, StepOutput& out) {
+  validate(in);
+  const HParams& hp = w_.hparams();
+  const int64_t n = int64_t(in.rows());
+  const int64_t dim = hp.dim;
+
+  // Reserve cache space for every sequence's positions in this step.
+  for (int64_t i = 0; i < n;) {
+    int64_t j = i;
+    while (j < n && in.seq[size_t(j)] == in.seq[size_t(i)]) ++j;
+    kv_.prepare(in.seq[size_t(i)], in.pos[size_t(i)], j - i);
+    i = j;
+  }
+
+  std::vector<float> x(size_t(n * dim));  // the residual stream
+  if (w_.has_embedding()) {
+    const Matrix& e = w_.token_embd();
+    const Kernels& k = kernels_for(e.type);
+    const size_t rb = row_bytes(e.type, dim);
+    for (int64_t i = 0; i < n; ++i) {
+      k.to_float(static_cast<const uint8_t*>(e.data) + size_t(in.tokens[size_t(i)]) * rb, &x[size_t(i * dim)], dim);
+    }
+  } else {
+    std::memcpy(x.data(), in.hidden.data(), x.size() * sizeof(float));
+  }
+
+  std::vector<float> xn(size_t(n * dim)), q(size_t(n * hp.q_dim())), k(size_t(n * hp.kv_dim())),
+      v(size_t(n * hp.kv_dim())), att(size_t(n * hp.q_dim())), proj(size_t(n * dim)),
+      gate(size_t(n * hp.ffn)), up(size_t(n * hp.ffn)), act(size_t(n * hp.ffn));
+  const RopeParams rope_params{hp.rope_dims, hp.rope_base, hp.rope_freq_scale, hp.rope_neox, w_.rope_freqs()};
+
+  for (int64_t il = w_.begin(); il < w_.end(); ++il) {
+    const LayerWeights& L = w_.layer(il);
+    const int64_t layer = il - w_.begin();
+
+    for (int64_t i = 0; i < n; ++i) rms_norm(&x[size_t(i * dim)], L.attn_norm, &xn[size_t(i * dim)], dim, hp.rms_eps);
+    matmul(pool_, {{L.wq, xn.data(), q.data()}, {L.wk, xn.data(), k.data()}, {L.wv, xn.data(), v.data()}}, n);
+
+    for (int64_t i = 0; i < n; ++i) {
+      float* qi = &q[size_t(i * hp.q_dim())];
+      float* ki = &k[size_t(i * hp.kv_dim())];
+      float* vi = &v[size_t(i * hp.kv_dim())];
+      if (L.bq) {
+        add_inplace(qi, L.bq, hp.q_dim());
+        add_inplace(ki, L.bk, hp.kv_dim());
+        add_inplace(vi, L.bv, hp.kv_dim());
+      }
+      for (int64_t h = 0; h < hp.n_heads; ++h) {
+        float* qh = qi + h * hp.head_dim;
+        if (L.q_norm) rms_norm(qh, L.q_norm, qh, hp.head_dim, hp.rms_eps);
+        rope(qh, in.pos[size_t(i)], rope_params);
+      }
+      for (int64_t h = 0; h < hp.n_kv_heads; ++h) {
+        float* kh = ki + h * hp.head_dim;
+        if (L.k_norm) rms_norm(kh, L.k_norm, kh, hp.head_dim, hp.rms_eps);
+        rope(kh, in.pos[size_t(i)], rope_params);
+      }
+      SeqKv& s = kv_.at(in.seq[size_t(i)]);
+      Half* kc = s.k[size_t(layer)].data() + in.pos[size_t(i)] * hp.kv_dim();
+      Half* vc = s.v[size_t(layer)].data() + in.pos[size_t(i)] * hp.kv_dim();
+      for (int64_t d = 0; d < hp.kv_dim(); ++d) {
+        kc[d] = fp32_to_fp16(ki[d]);
+        vc[d] = fp32_to_fp16(vi[d]);
+      }
+    }
+
+    attention(il, in, q.data(), att.data());
+    matmul(pool_, L.wo, att.data(), proj.data(), n);
+    add_inplace(x.data(), proj.data(), n * dim);
+
+    for (int64_t i = 0; i < n; ++i) rms_norm(&x[size_t(i * dim)], L.ffn_norm, &xn[size_t(i * dim)], dim, hp.rms_eps);
+    matmul(pool_, {{L.w_gate, xn.data(), gate.data()}, {L.w_up, xn.data(), up.data()}}, n);
+    swiglu(gate.data(), up.data(), act.data(), n * hp.ffn);
+    matmul(pool_, L.w_down, act.data(), proj.data(), n);
+    add_inplace(x.data(), proj.data(), n * dim);
+  }
+
+  if (!w_.has_head()) {
+    out.hidden = std::move(x);
+    out.logits.clear();
+    return;
+  }
+  std::vector<float> rows;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!in.want_logits[size_t(i)]) continue;
+    rows.resize(rows.size() + size_t(dim));
+    rms_norm(&x[size_t(i * dim)], w_.output_norm(), &rows[rows.size() - size_t(dim)], dim, hp.rms_eps);
+  }
+  const int64_t n_out = int64_t(rows.size()) / dim;
+  out.hidden.clear();
+  out.logits.assign(size_t(n_out * hp.n_vocab), 0.0f);
+  if (n_out > 0) matmul(pool_, w_.output(), rows.data(), out.logits.data(), n_out);
+}
+
+}  // namespace lb

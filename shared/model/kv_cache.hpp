@@ -1,0 +1,49 @@
+#pragma once
+// Per-sequence key/value cache for the layers one process holds, stored as F16 like llama.cpp's
+// default (half the memory of F32, and the rounding its reference outputs were made with).
+// Memory grows with the positions actually used, in steps, up to the context length.
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "model/hparams.hpp"
+
+namespace lb {
+
+struct SeqKv {
+  int64_t n_pos = 0;  // positions [0, n_pos) hold keys and values
+  int64_t capacity = 0;
+  std::vector<std::vector<uint16_t>> k;  // [layer][capacity * kv_dim]
+  std::vector<std::vector<uint16_t>> v;
+};
+
+class KvCache {
+ public:
+  KvCache(const HParams& hp, int64_t begin, int64_t end, int64_t n_ctx);
+
+  int64_t n_ctx() const { return n_ctx_; }
+  int64_t n_layers() const { return end_ - begin_; }
+  // Bytes one position costs in every held layer (keys + values).
+  uint64_t bytes_per_token() const;
+  // Bytes currently allocated over all sequences.
+  uint64_t bytes() const;
+
+  bool contains(uint64_t seq) const { return seqs_.count(seq) != 0; }
+  // Positions a sequence holds (0 for one never seen).
+  int64_t n_pos(uint64_t seq) const;
+  // The sequence's cache made ready to write positions [pos, pos + n): created on first use,
+  // positions at or past pos forgotten (a sequence may be re-run from an earlier position), grown
+  // as needed; n_pos becomes pos + n. Throws lb::Error when pos skips past what the sequence holds
+  // or pos + n passes the context length.
+  SeqKv& prepare(uint64_t seq, int64_t pos, int64_t n);
+  SeqKv& at(uint64_t seq);
+  void erase(uint64_t seq) { seqs_.erase(seq); }
+  void clear() { seqs_.clear(); }
+  std::vector<uint64_t> sequences() const;
+
+ private:
+  int64_t begin_, end_, kv_dim_, n_ctx_;
+  std::map<uint64_t, SeqKv> seqs_;
+};
+
+}  // namespace lb

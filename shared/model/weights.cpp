@@ -1,0 +1,129 @@
+#include "model/weights.hpp"
+
+#include "quant/kernels.hpp"
+
+namespace lb {
+
+namespace {
+
+std::string blk(int64_t il, const char* name) { return "blk." + std::to_string(il) + "." + name; }
+
+// The layer a tensor named "blk.N.*" belongs to, or -1 for tensors outside the layers.
+int64_t layer_of(const std::string& name) {
+  const std::string prefix = "blk.";
+  if (name.compare(0, prefix.size(), prefix) != 0) return -1;
+  int64_t il = 0;
+  size_t i = prefix.size();
+  for (; i < name.size() && name[i] >= '0' && name[i] <= '9' && il < (int64_t(1) << 32); ++i) {
+    il = il * 10 + (name[i] - '0');
+  }
+  return i > prefix.size() && i < name.size() && name[i] == '.' ? il : -1;
+}
+
+const GgufTensor& expect(const GgufFile& f, const std::string& name, int64_t ne0, int64_t ne1) {
+  const GgufTensor& t = f.tensor(name);
+  const bool is_vector = ne1 == 0;
+  if ((is_vector && (t.n_dims != 1 || t.ne[0] != ne0)) ||
+      (!is_vector && (t.n_dims != 2 || t.ne[0] != ne0 || t.ne[1] != ne1))) {
+    throw GgufError(f.path() + ": tensor '" + name + "' has shape [" + std::to_string(t.ne[0]) +
+                    ", " + std::to_string(t.ne[1]) + "], expected [" + std::to_string(ne0) + ", " +
+                    std::to_string(ne1) + "]");
+  }
+  return t;
+}
+
+const float* vec(const GgufFile& f, const std::string& name, int64_t n,
+                 std::vector<const GgufTensor*>& held) {
+  const GgufTensor& t = expect(f, name, n, 0);
+  if (t.type != GgmlType::F32) {
+    throw GgufError(f.path() + ": tensor '" + name + "' is " + type_name(t.type) + ", expected F32");
+  }
+  held.push_back(&t);
+  return reinterpret_cast<const float*>(t.data);
+}
+
+Matrix mat(const GgufFile& f, const std::string& name, int64_t cols, int64_t rows,
+           std::vector<const GgufTensor*>& held) {
+  const GgufTensor& t = expect(f, name, cols, rows);
+  kernels_for(t.type);  // throws for types we cannot compute with, naming the type
+  held.push_back(&t);
+  return Matrix{t.data, t.type, cols, rows};
+}
+
+}  // namespace
+
+ModelWeights::ModelWeights(std::shared_ptr<const GgufFile> file, int64_t begin, int64_t end)
+    : file_(std::move(file)), hp_(read_hparams(*file_)), begin_(begin), end_(end) {
+  const GgufFile& f = *file_;
+  if (begin < 0 || end > hp_.n_layers || begin >= end) {
+    throw Error("layer range [" + std::to_string(begin) + ", " + std::to_string(end) +
+                ") is not within the model's " + std::to_string(hp_.n_layers) + " layers");
+  }
+  for (int64_t il = begin; il < end; ++il) {
+    LayerWeights L;
+    auto& h = L.tensors;
+    L.attn_norm = vec(f, blk(il, "attn_norm.weight"), hp_.dim, h);
+    L.wq = mat(f, blk(il, "attn_q.weight"), hp_.dim, hp_.q_dim(), h);
+    L.wk = mat(f, blk(il, "attn_k.weight"), hp_.dim, hp_.kv_dim(), h);
+    L.wv = mat(f, blk(il, "attn_v.weight"), hp_.dim, hp_.kv_dim(), h);
+    L.wo = mat(f, blk(il, "attn_output.weight"), hp_.q_dim(), hp_.dim, h);
+    if (hp_.qkv_bias) {
+      L.bq = vec(f, blk(il, "attn_q.bias"), hp_.q_dim(), h);
+      L.bk = vec(f, blk(il, "attn_k.bias"), hp_.kv_dim(), h);
+      L.bv = vec(f, blk(il, "attn_v.bias"), hp_.kv_dim(), h);
+    }
+    if (hp_.qk_norm) {
+      L.q_norm = vec(f, blk(il, "attn_q_norm.weight"), hp_.head_dim, h);
+      L.k_norm = vec(f, blk(il, "attn_k_norm.weight"), hp_.head_dim, h);
+    }
+    L.ffn_norm = vec(f, blk(il, "ffn_norm.weight"), hp_.dim, h);
+    L.w_gate = mat(f, blk(il, "ffn_gate.weight"), hp_.dim, hp_.ffn, h);
+    L.w_up = mat(f, blk(il, "ffn_up.weight"), hp_.dim, hp_.ffn, h);
+    L.w_down = mat(f, blk(il, "ffn_down.weight"), hp_.ffn, hp_.dim, h);
+    layers_.push_back(std::move(L));
+  }
+  if (f.find_tensor("rope_freqs.weight")) {
+    rope_freqs_ = vec(f, "rope_freqs.weight", hp_.rope_dims / 2, global_tensors_);
+  }
+  if (has_embedding() || (has_head() && hp_.tied_embeddings)) {
+    token_embd_ = mat(f, "token_embd.weight", hp_.dim, hp_.n_vocab, global_tensors_);
+  }
+  if (has_head()) {
+    output_norm_ = vec(f, "output_norm.weight", hp_.dim, global_tensors_);
+    output_ = hp_.tied_embeddings ? token_embd_
+                                  : mat(f, "output.weight", hp_.dim, hp_.n_vocab, global_tensors_);
+  }
+  for (const GgufTensor* t : held_tensors()) f.prefetch(*t);
+}
+
+ModelWeights::~ModelWeights() {
+  for (const GgufTensor* t : held_tensors()) file_->release(*t);
+}
+
+std::vector<const GgufTensor*> ModelWeights::held_tensors() const {
+  std::vector<const GgufTensor*> all = global_tensors_;
+  for (const LayerWeights& L : layers_) all.insert(all.end(), L.tensors.begin(), L.tensors.end());
+  return all;
+}
+
+uint64_t ModelWeights::bytes() const {
+  uint64_t n = 0;
+  for (const GgufTensor* t : held_tensors()) n += t->n_bytes;
+  return n;
+}
+
+ModelSizes model_sizes(const GgufFile& f, const HParams& hp) {
+  ModelSizes s;
+  s.layer_bytes.assign(size_t(hp.n_layers), 0);
+  for (const GgufTensor& t : f.tensors()) {
+    const int64_t il = layer_of(t.name);
+    if (il >= 0 && il < hp.n_layers) s.layer_bytes[size_t(il)] += t.n_bytes;
+  }
+  const uint64_t embd = f.tensor("token_embd.weight").n_bytes;
+  s.embedding_bytes = embd;
+  s.head_bytes = f.tensor("output_norm.weight").n_bytes +
+                 (hp.tied_embeddings ? embd : f.tensor("output.weight").n_bytes);
+  return s;
+}
+
+}  // namespace lb

@@ -1,0 +1,75 @@
+#pragma once
+// The weights one process holds: layers [begin, end) of a GGUF model, plus the token embedding
+// when begin == 0 and the output head when end == n_layers. Tensors are used in place in the
+// file mapping; only the held tensors' pages are faulted in, and a range change gives dropped
+// tensors' pages back to the kernel.
+#include <memory>
+#include <vector>
+
+#include "compute/matmul.hpp"
+#include "gguf/gguf_file.hpp"
+#include "model/hparams.hpp"
+
+namespace lb {
+
+struct LayerWeights {
+  const float* attn_norm = nullptr;
+  Matrix wq, wk, wv, wo;
+  const float* bq = nullptr;  // qwen2 biases
+  const float* bk = nullptr;
+  const float* bv = nullptr;
+  const float* q_norm = nullptr;  // qwen3 per-head norms
+  const float* k_norm = nullptr;
+  const float* ffn_norm = nullptr;
+  Matrix w_gate, w_up, w_down;
+  std::vector<const GgufTensor*> tensors;  // everything above, for byte counts and paging
+};
+
+class ModelWeights {
+ public:
+  // Validates every tensor of the range (presence, shape, type) and faults in its pages.
+  ModelWeights(std::shared_ptr<const GgufFile> file, int64_t begin, int64_t end);
+  ~ModelWeights();
+  ModelWeights(const ModelWeights&) = delete;
+  ModelWeights& operator=(const ModelWeights&) = delete;
+
+  const GgufFile& file() const { return *file_; }
+  const HParams& hparams() const { return hp_; }
+  int64_t begin() const { return begin_; }
+  int64_t end() const { return end_; }
+  bool has_embedding() const { return begin_ == 0; }
+  bool has_head() const { return end_ == hp_.n_layers; }
+
+  const LayerWeights& layer(int64_t il) const { return layers_[il - begin_]; }
+  const Matrix& token_embd() const { return token_embd_; }
+  const float* output_norm() const { return output_norm_; }
+  const Matrix& output() const { return output_; }
+  const float* rope_freqs() const { return rope_freqs_; }  // may be null
+
+  // Bytes of tensor data this range holds.
+  uint64_t bytes() const;
+
+ private:
+  std::vector<const GgufTensor*> held_tensors() const;
+
+  std::shared_ptr<const GgufFile> file_;
+  HParams hp_;
+  int64_t begin_, end_;
+  std::vector<LayerWeights> layers_;
+  Matrix token_embd_;
+  const float* output_norm_ = nullptr;
+  Matrix output_;
+  const float* rope_freqs_ = nullptr;
+  std::vector<const GgufTensor*> global_tensors_;
+};
+
+// Bytes of one layer's tensors, of the embedding and of the head, without loading anything
+// (the planner's inputs).
+struct ModelSizes {
+  std::vector<uint64_t> layer_bytes;
+  uint64_t embedding_bytes = 0;
+  uint64_t head_bytes = 0;  // output norm + output matrix (the embedding again when tied)
+};
+ModelSizes model_sizes(const GgufFile& file, const HParams& hp);
+
+}  // namespace lb

@@ -1,0 +1,118 @@
+#include "sampling/sampler.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <unordered_set>
+
+#include "util/error.hpp"
+
+namespace lb {
+
+void validate(const SamplingParams& p) {
+  if (!(p.temperature >= 0.0f) || !std::isfinite(p.temperature)) throw Error("temperature must be >= 0");
+  if (p.top_k < 0) throw Error("top-k must be >= 0");
+  if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) throw Error("top-p must be in (0, 1]");
+  if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) throw Error("min-p must be in [0, 1]");
+  if (!(p.repeat_penalty > 0.0f) || !std::isfinite(p.repeat_penalty)) throw Error("repeat penalty must be > 0");
+  if (p.repeat_last_n < 0) throw Error("repeat-last-n must be >= 0");
+}
+
+namespace {
+
+double log_sum_exp(const float* logits, int64_t n) {
+  const float mx = *std::max_element(logits, logits + n);
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(double(logits[i]) - double(mx));
+  return double(mx) + std::log(sum);
+}
+
+int32_t argmax(const float* logits, int64_t n) {
+  return int32_t(std::max_element(logits, logits + n) - logits);
+}
+
+}  // namespace
+
+float token_logprob(const float* logits, int64_t n_vocab, int32_t id) {
+  return float(double(logits[id]) - log_sum_exp(logits, n_vocab));
+}
+
+std::vector<TokenLogprob> top_logprobs(const float* logits, int64_t n_vocab, int k) {
+  const double lse = log_sum_exp(logits, n_vocab);
+  std::vector<int32_t> ids(static_cast<size_t>(n_vocab));
+  std::iota(ids.begin(), ids.end(), 0);
+  k = int(std::min<int64_t>(k, n_vocab));
+  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  std::vector<TokenLogprob> out;
+  for (int i = 0; i < k; ++i) out.push_back({ids[size_t(i)], float(double(logits[ids[size_t(i)]]) - lse)});
+  return out;
+}
+
+Sampler::Sampler(const SamplingParams& p) : p_(p), rng_(p.seed) { validate(p_); }
+
+int32_t Sampler::sample(const float* logits, int64_t n_vocab, const std::vector<int32_t>& history) {
+  if (p_.temperature == 0.0f && p_.repeat_penalty == 1.0f) return argmax(logits, n_vocab);
+
+  struct Cand {
+    int32_t id;
+    float logit;
+  };
+  std::vector<Cand> c(static_cast<size_t>(n_vocab));
+  for (int64_t i = 0; i < n_vocab; ++i) c[size_t(i)] = {int32_t(i), logits[i]};
+
+  if (p_.repeat_penalty != 1.0f && p_.repeat_last_n > 0) {
+    std::unordered_set<int32_t> recent;
+    const size_t from = history.size() > size_t(p_.repeat_last_n) ? history.size() - size_t(p_.repeat_last_n) : 0;
+    for (size_t i = from; i < history.size(); ++i) recent.insert(history[i]);
+    for (int32_t id : recent) {
+      if (id < 0 || id >= n_vocab) continue;
+      float& l = c[size_t(id)].logit;
+      l = l > 0 ? l / p_.repeat_penalty : l * p_.repeat_penalty;
+    }
+  }
+  auto by_logit = [](const Cand& a, const Cand& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); };
+  if (p_.temperature == 0.0f) return std::min_element(c.begin(), c.end(), by_logit)->id;
+
+  std::sort(c.begin(), c.end(), by_logit);
+  if (p_.top_k > 0 && size_t(p_.top_k) < c.size()) c.resize(size_t(p_.top_k));
+
+  auto softmax = [](const std::vector<Cand>& v, float temp) {
+    std::vector<double> p(v.size());
+    double sum = 0.0;
+    for (size_t i = 0; i < v.size(); ++i) sum += p[i] = std::exp(double(v[i].logit - v[0].logit) / temp);
+    for (double& x : p) x /= sum;
+    return p;
+  };
+  if (p_.top_p < 1.0f) {
+    std::vector<double> p = softmax(c, 1.0f);
+    double cum = 0.0;
+    size_t keep = c.size();
+    for (size_t i = 0; i < p.size(); ++i) {
+      cum += p[i];
+      if (cum >= p_.top_p) {
+        keep = i + 1;
+        break;
+      }
+    }
+    c.resize(keep);
+  }
+  if (p_.min_p > 0.0f) {
+    const float min_logit = c[0].logit + std::log(p_.min_p);
+    size_t keep = 1;
+    while (keep < c.size() && c[keep].logit >= min_logit) ++keep;
+    c.resize(keep);
+  }
+  std::vector<double> p = softmax(c, p_.temperature);
+  // 53 random bits -> uniform double in [0, 1); mt19937_64's output is fixed by the standard.
+  const double u = double(rng_() >> 11) * (1.0 / 9007199254740992.0);
+  double cum = 0.0;
+  for (size_t i = 0; i < p.size(); ++i) {
+    cum += p[i];
+    if (u < cum) return c[i].id;
+  }
+  return c.back().id;
+}
+
+}  // namespace lb
