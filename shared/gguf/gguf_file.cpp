@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <new>
 
 namespace lb {
 
@@ -18,6 +19,10 @@ constexpr uint32_t kMagic = 0x46554747;  // "GGUF" little-endian
 // structures out of numbers that merely fit in the remaining bytes.
 constexpr uint64_t kMaxStringBytes = 64ull << 20;
 constexpr uint64_t kMaxArrayDepth = 4;
+// Each parsed element costs ~100 bytes of GgufValue, so a count that merely fits the file (1 byte
+// per uint8) could still ask for 100x the file size in memory. Real arrays (vocabularies, merges,
+// charsmaps) stay far below this.
+constexpr uint64_t kMaxArrayElements = 1u << 24;
 constexpr uint64_t kMaxTensors = 1u << 20;
 constexpr uint64_t kMaxKeys = 1u << 20;
 constexpr int64_t kMaxDim = int64_t(1) << 40;
@@ -135,6 +140,10 @@ GgufValue read_value(Cursor& c, GgufValueType type, const std::string& field, ui
       v.elem_type = GgufValueType(et);
       uint64_t n = c.read<uint64_t>(field + " array length");
       uint64_t min_size = min_encoded_size(v.elem_type);
+      if (n > kMaxArrayElements) {
+        c.fail(field, "has " + std::to_string(n) + " array elements, over the limit of " +
+                          std::to_string(kMaxArrayElements));
+      }
       if (n > c.remaining() / min_size) {
         c.fail(field, "claims " + std::to_string(n) + " array elements but only " +
                           std::to_string(c.remaining()) + " bytes remain");
@@ -197,7 +206,11 @@ GgufFile::GgufFile(const std::string& path) : path_(path) {
     map_ = static_cast<const uint8_t*>(m);
   }
   try {
-    parse();
+    try {
+      parse();
+    } catch (const std::bad_alloc&) {
+      throw GgufError(path + ": metadata too large to hold in memory");
+    }
   } catch (...) {
     if (map_) ::munmap(const_cast<uint8_t*>(map_), size_);
     ::close(fd_);
