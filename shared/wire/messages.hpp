@@ -1,0 +1,270 @@
+#pragma once
+// The wire protocol of docs/protocol.md as plain structs, each with one encode and one decode.
+// encode() returns the bytes of one ZeroMQ frame; decode() checks every field's presence, type
+// and range and throws WireError naming the message type and field.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "util/error.hpp"
+
+namespace lb::wire {
+
+constexpr uint32_t kVersion = 1;
+
+class WireError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Bounds applied while parsing, so a hostile message cannot make the receiver allocate much.
+struct Limits {
+  size_t max_message_bytes = 64u << 20;
+  size_t max_array = 1u << 20;    // elements in any array
+  size_t max_string = 1u << 20;   // bytes in any string (prompts included)
+  size_t max_depth = 16;          // nesting of arrays and maps (the protocol needs 5)
+  size_t max_objects = 4u << 20;  // values of any kind in one message
+};
+
+// A parsed frame: its version and type have been checked; the body is decoded by type.
+class Envelope {
+ public:
+  // Throws WireError for oversized input, malformed msgpack, a non-map, a missing or wrong
+  // version, or a missing or unknown type.
+  static Envelope parse(const void* data, size_t size, const Limits& limits);
+  const std::string& type() const { return type_; }
+
+  struct Body;  // the unpacked msgpack object and its zone (wire/reader.hpp), shared by copies
+  const Body* body() const { return body_.get(); }
+
+ private:
+  std::string type_;
+  std::shared_ptr<const Body> body_;
+};
+
+enum class DType : uint8_t { F32 = 0, F16 = 1 };
+size_t dtype_bytes(DType d);
+const char* dtype_name(DType d);
+DType parse_dtype(const std::string& name);  // "f32" | "f16"; throws lb::Error
+
+// Activations as a `bin` payload: n values, little-endian f32, or f16 rounded to nearest even.
+std::string pack_activations(const float* x, size_t n, DType d);
+// The inverse; throws WireError unless bytes holds exactly n values of d.
+void unpack_activations(const std::string& bytes, DType d, float* out, size_t n);
+
+// --- data messages ---------------------------------------------------------------------------
+
+struct SampleSpec {
+  float temp = 0, top_p = 1, min_p = 0, rep = 1;
+  int32_t top_k = 0;
+  uint64_t seed = 0;
+  uint64_t draw = 0;
+  std::vector<int32_t> recent;
+  uint32_t top = 0;
+  bool logits = false;
+};
+
+struct Chunk {
+  uint64_t req = 0;
+  int64_t pos = 0;
+  uint32_t n = 0;
+  std::optional<SampleSpec> sample;
+};
+
+struct Step {
+  uint64_t epoch = 0;
+  uint64_t id = 0;
+  std::vector<Chunk> seqs;
+  std::vector<int32_t> tokens;
+  DType dtype = DType::F32;
+  uint32_t rows = 0;
+  uint32_t dim = 0;
+  std::string data;  // rows * dim * dtype_bytes(dtype) bytes
+};
+
+struct Sampled {
+  uint64_t req = 0;
+  int64_t pos = 0;
+  int32_t token = 0;
+  float lp = 0;
+  std::vector<std::pair<int32_t, float>> top;
+  std::string logits;  // f32 bytes, only when asked
+};
+
+struct Result {
+  uint64_t epoch = 0;
+  uint64_t id = 0;
+  std::vector<Sampled> out;
+};
+
+// --- stage <-> broker ------------------------------------------------------------------------
+
+struct Register {
+  std::string node, host;
+  uint64_t budget = 0;
+  double compute = 0;
+  uint32_t threads = 0;
+  std::string data;   // the stage's data endpoint
+  std::string model;  // local model path, may be empty
+};
+
+struct ModelRef {
+  std::string name, path;
+  uint64_t size = 0;
+  std::string digest;
+};
+
+struct Assign {
+  uint64_t epoch = 0;
+  int64_t begin = 0, end = 0, n_layers = 0;
+  ModelRef model;
+  std::string downstream;
+  int64_t ctx = 0;
+  uint32_t seqs = 0;
+  DType dtype = DType::F32;
+};
+
+struct Ready {
+  uint64_t epoch = 0;
+  int64_t begin = 0, end = 0;
+  uint64_t weights = 0, rss = 0;
+};
+
+struct Release {
+  uint64_t req = 0;
+};
+
+struct Heartbeat {
+  std::string node;
+  uint64_t rss = 0, weights = 0, kv = 0, budget = 0;
+};
+
+struct ErrorMsg {
+  std::string msg;
+  std::string ref;  // the type of the message this answers
+  std::optional<uint64_t> req;
+};
+
+struct Bye {};
+
+// --- client <-> broker -----------------------------------------------------------------------
+
+struct Generate {
+  std::string prompt;
+  uint32_t n = 128;
+  float temp = 0, top_p = 1, min_p = 0, rep = 1;
+  int32_t top_k = 0;
+  uint64_t seed = 0;
+  std::vector<std::string> stop;
+  uint32_t top = 0;
+};
+
+struct Accepted {
+  uint64_t req = 0;
+  std::vector<int32_t> prompt_tokens;
+};
+
+struct TokenMsg {
+  uint64_t req = 0;
+  int32_t id = 0;
+  float lp = 0;
+  std::string text;
+};
+
+struct Done {
+  uint64_t req = 0;
+  std::string reason;  // length | eos | stop | cancelled
+  std::vector<int32_t> tokens;
+  std::string text;
+  double prompt_s = 0, decode_s = 0;
+  uint64_t decode_steps = 0;
+};
+
+struct Cancel {
+  uint64_t req = 0;
+};
+
+struct StatusQuery {};
+
+struct StatusReply {
+  std::string json;
+};
+
+struct PlanQuery {
+  std::string strategy;
+  std::vector<uint64_t> nodes;
+};
+
+struct PlanReply {
+  std::string json;
+};
+
+// One encode per message type (the type key comes from the struct).
+std::string encode(const Step& m);
+std::string encode(const Result& m);
+std::string encode(const Register& m);
+std::string encode(const Assign& m);
+std::string encode(const Ready& m);
+std::string encode(const Release& m);
+std::string encode(const Heartbeat& m);
+std::string encode(const ErrorMsg& m);
+std::string encode(const Bye& m);
+std::string encode(const Generate& m);
+std::string encode(const Accepted& m);
+std::string encode(const TokenMsg& m);
+std::string encode(const Done& m);
+std::string encode(const Cancel& m);
+std::string encode(const StatusQuery& m);
+std::string encode(const StatusReply& m);
+std::string encode(const PlanQuery& m);
+std::string encode(const PlanReply& m);
+
+// One decode per message type; the envelope's type must match (WireError otherwise).
+void decode(const Envelope& e, Step& m);
+void decode(const Envelope& e, Result& m);
+void decode(const Envelope& e, Register& m);
+void decode(const Envelope& e, Assign& m);
+void decode(const Envelope& e, Ready& m);
+void decode(const Envelope& e, Release& m);
+void decode(const Envelope& e, Heartbeat& m);
+void decode(const Envelope& e, ErrorMsg& m);
+void decode(const Envelope& e, Bye& m);
+void decode(const Envelope& e, Generate& m);
+void decode(const Envelope& e, Accepted& m);
+void decode(const Envelope& e, TokenMsg& m);
+void decode(const Envelope& e, Done& m);
+void decode(const Envelope& e, Cancel& m);
+void decode(const Envelope& e, StatusQuery& m);
+void decode(const Envelope& e, StatusReply& m);
+void decode(const Envelope& e, PlanQuery& m);
+void decode(const Envelope& e, PlanReply& m);
+
+// The type string each struct is encoded with ("step", "result", "register", ...).
+template <typename T>
+const char* type_of();
+// clang-format off
+template <> inline const char* type_of<Step>()        { return "step"; }
+template <> inline const char* type_of<Result>()      { return "result"; }
+template <> inline const char* type_of<Register>()    { return "register"; }
+template <> inline const char* type_of<Assign>()      { return "assign"; }
+template <> inline const char* type_of<Ready>()       { return "ready"; }
+template <> inline const char* type_of<Release>()     { return "release"; }
+template <> inline const char* type_of<Heartbeat>()   { return "heartbeat"; }
+template <> inline const char* type_of<ErrorMsg>()    { return "error"; }
+template <> inline const char* type_of<Bye>()         { return "bye"; }
+template <> inline const char* type_of<Generate>()    { return "generate"; }
+template <> inline const char* type_of<Accepted>()    { return "accepted"; }
+template <> inline const char* type_of<TokenMsg>()    { return "token"; }
+template <> inline const char* type_of<Done>()        { return "done"; }
+template <> inline const char* type_of<Cancel>()      { return "cancel"; }
+template <> inline const char* type_of<StatusQuery>() { return "status"; }
+template <> inline const char* type_of<StatusReply>() { return "status_reply"; }
+template <> inline const char* type_of<PlanQuery>()   { return "plan"; }
+template <> inline const char* type_of<PlanReply>()   { return "plan_reply"; }
+// clang-format on
+
+}  // namespace lb::wire
