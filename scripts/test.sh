@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test: the whole suite in a Release build, then
+# the tests that feed hostile input (corrupt GGUF files, malformed messages) again under
+# AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/install-deps.sh"
+"$root/scripts/build.sh"
+
+cd "$root/build"
+ctest --output-on-failure -j "$(nproc)" --timeout 900
+
+sanitized_tests=(test_gguf test_tokenizer test_wire)
+cmake -S "$root" -B "$root/build-sanitize" -DCMAKE_BUILD_TYPE=Debug -DLAYERBUS_SANITIZE=ON \
+  -DLAYERBUS_BUILD_BENCH=OFF >/dev/null
+cmake --build "$root/build-sanitize" -j "$(nproc)" --target "${sanitized_tests[@]}"
+cd "$root/build-sanitize"
+ctest --output-on-failure -j "$(nproc)" --timeout 900 -L "^($(IFS='|'; echo "${sanitized_tests[*]}"))$"
