@@ -1,0 +1,29 @@
+#pragma once
+// Q4_0: blocks of 32 elements, value = (q - 8) * d with 4-bit q; byte qs[j] holds element j in its
+// low nibble and element j + 16 in its high nibble. Byte-identical to ggml's block_q4_0.
+// Activations: Q8_0 (quant/q8_0.hpp).
+#include <cstdint>
+
+#include "quant/f16.hpp"
+
+namespace lb {
+
+constexpr int64_t kQK4_0 = 32;
+
+struct BlockQ4_0 {
+  Half d;
+  uint8_t qs[kQK4_0 / 2];
+};
+static_assert(sizeof(BlockQ4_0) == 18, "block_q4_0 layout");
+
+// Weight quantizer (what ggml's quantize_row_q4_0_ref does, so files match llama-quantize's
+// unweighted output): d = (value of largest magnitude) / -8, q = min(15, trunc(x/d + 8.5)).
+void quantize_row_q4_0_ref(const float* src, void* dst, int64_t n);
+void dequantize_row_q4_0(const void* src, float* dst, int64_t n);
+
+// Weight row (Q4_0) . activation row (Q8_0), n a multiple of 32.
+float vec_dot_q4_0_q8_0(int64_t n, const void* w, const void* a);
+float vec_dot_q4_0_q8_0_avx2(int64_t n, const void* w, const void* a);
+float vec_dot_q4_0_q8_0_avx512(int64_t n, const void* w, const void* a);
+
+}  // namespace lb

@@ -1,0 +1,76 @@
+// AVX2 Q4_K . Q8_K: per super-block, vpmaddubsw (4-bit x int8) then vpmaddwd with the sub-block
+// scale gives exact int32 lanes; the min term is mins . (pairwise bsums), also exact.
+#include "quant/q4_k.hpp"
+#include "quant/simd_x86.hpp"
+
+namespace lb {
+namespace {
+
+// Byte-shuffle masks picking int16 element s of a 128-bit lane, replicated (built at compile
+// time).
+struct ScaleMasks {
+  alignas(32) uint8_t m[8][32];
+};
+constexpr ScaleMasks make_scale_masks() {
+  ScaleMasks masks{};
+  for (int s = 0; s < 8; ++s) {
+    for (int i = 0; i < 32; ++i) masks.m[s][i] = static_cast<uint8_t>(2 * s + (i & 1));
+  }
+  return masks;
+}
+constexpr ScaleMasks kMasks = make_scale_masks();
+
+inline __m256i scale_mask(int s) {
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(kMasks.m[s]));
+}
+
+}  // namespace
+
+float vec_dot_q4_k_q8_k_avx2(int64_t n, const void* w, const void* a) {
+  const BlockQ4_K* x = static_cast<const BlockQ4_K*>(w);
+  const BlockQ8_K* y = static_cast<const BlockQ8_K*>(a);
+  const int64_t nb = n / kQK_K;
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  __m256 acc = _mm256_setzero_ps();
+  __m128 acc_m = _mm_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    // [d, dmin] of the weights (F16C), times the activation scale.
+    uint32_t dd;
+    std::memcpy(&dd, &x[b].d, sizeof dd);
+    const __m128 dv =
+        _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd))), _mm_set1_ps(y[b].d));
+    uint32_t u[4];
+    unpack_scales_q4_k(x[b].scales, u);
+    const __m256i sm =
+        _mm256_cvtepu8_epi16(_mm_setr_epi32(static_cast<int>(u[0]), static_cast<int>(u[1]),
+                                            static_cast<int>(u[2]), static_cast<int>(u[3])));
+    // Min term: m[s] * (bsums[2s] + bsums[2s+1]).
+    const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].bsums));
+    const __m128i pair_sums =
+        _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+    const __m128i mins = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), pair_sums);
+    acc_m = _mm_fmadd_ps(_mm_shuffle_ps(dv, dv, 0x55), _mm_cvtepi32_ps(mins), acc_m);
+
+    const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));
+    const uint8_t* q4 = x[b].qs;
+    const int8_t* q8 = y[b].qs;
+    __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q4 + 32 * j));
+      const __m256i lo = _mm256_and_si256(bits, m4);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+      const __m256i a_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 64 * j));
+      const __m256i a_hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 64 * j + 32));
+      const __m256i p_lo = _mm256_madd_epi16(_mm256_shuffle_epi8(scales, scale_mask(2 * j)),
+                                             _mm256_maddubs_epi16(lo, a_lo));
+      const __m256i p_hi = _mm256_madd_epi16(_mm256_shuffle_epi8(scales, scale_mask(2 * j + 1)),
+                                             _mm256_maddubs_epi16(hi, a_hi));
+      sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_lo, p_hi));
+    }
+    acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dv), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return simd::hsum(acc) - simd::hsum(acc_m);
+}
+
+}  // namespace lb

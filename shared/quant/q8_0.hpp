@@ -1,0 +1,38 @@
+#pragma once
+// Q8_0: blocks of 32 elements, value = qs[i] * d. Byte-identical to ggml's block_q8_0. Also the
+// activation type of Q8_0 and Q4_0 weights.
+#include <cstdint>
+#include <cstring>
+
+#include "quant/f16.hpp"
+
+namespace lb {
+
+constexpr int64_t kQK8_0 = 32;
+
+struct BlockQ8_0 {
+  Half d;
+  int8_t qs[kQK8_0];
+};
+static_assert(sizeof(BlockQ8_0) == 34, "block_q8_0 layout");
+
+// dst: n/32 BlockQ8_0. The activation quantizer ggml's x86 CPU backend uses: per block
+// amax = max|x|, d = amax/127 (stored as fp16), q = round-half-to-even(x * (127/amax)).
+void quantize_row_q8_0(const float* src, void* dst, int64_t n);
+void dequantize_row_q8_0(const void* src, float* dst, int64_t n);
+
+// Weight row (Q8_0) . activation row (Q8_0), n a multiple of 32.
+float vec_dot_q8_0_q8_0(int64_t n, const void* w, const void* a);
+float vec_dot_q8_0_q8_0_avx2(int64_t n, const void* w, const void* a);
+float vec_dot_q8_0_q8_0_avx512(int64_t n, const void* w, const void* a);
+
+// Rounds to nearest, ties to even, for |x| < 2^22 (ggml's nearest_int: adds 1.5 * 2^23 so the
+// FPU's default rounding does the work). Used by every quantizer here.
+inline int nearest_int(float x) {
+  const float v = x + 12582912.0f;
+  int32_t i;
+  std::memcpy(&i, &v, sizeof i);
+  return (i & 0x007fffff) - 0x00400000;
+}
+
+}  // namespace lb

@@ -1,0 +1,64 @@
+#pragma once
+// Small helpers for the SIMD variants. Include ONLY from *_avx2.cpp / *_avx512.cpp files (they are
+// the ones compiled with the matching instruction-set flags), and before any other header that
+// pulls in immintrin.h.
+//
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*() (a self-initialised variable), which
+// -Wuninitialized flags once inlined (GCC bug 105593, fixed in GCC 13): silenced for the
+// intrinsic headers only, since the diagnostic state at their definitions is what counts.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+#include <cstdint>
+#include <cstring>
+
+#include "quant/f16.hpp"
+
+namespace lb::simd {
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float hsum(__m128 v) {
+  __m128 s = _mm_add_ps(v, _mm_movehl_ps(v, v));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// fp16 -> 8 copies of its float value, with F16C (no scalar conversion).
+inline __m256 broadcast_half(const Half& h) {
+  int16_t bits;
+  std::memcpy(&bits, &h, sizeof bits);
+  return _mm256_cvtph_ps(_mm_set1_epi16(bits));
+}
+
+// d_w * d_a of two blocks, [block 0, block 1, ...] in the low lanes: one F16C conversion of the
+// four halves. (A 64K-entry float table was tried instead: its lines get evicted by the weight
+// stream and it halved the DRAM-bound speed.)
+inline __m128 scale_pair(Half w0, Half w1, Half a0, Half a1) {
+  const uint64_t bits = static_cast<uint64_t>(w0) | (static_cast<uint64_t>(w1) << 16) |
+                        (static_cast<uint64_t>(a0) << 32) | (static_cast<uint64_t>(a1) << 48);
+  const __m128 f = _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(bits)));
+  return _mm_mul_ps(f, _mm_movehl_ps(f, f));
+}
+
+// [s0 x 4, s1 x 4] from the low two lanes of s.
+inline __m256 spread_pair(__m128 s) {
+  return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(s),
+                                  _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+}
+
+// Exact int8 x int8 dot of 32 pairs, as 8 int32 partial sums (|w|, sign of w moved onto a).
+inline __m256i dot_i8_32(__m256i w, __m256i a) {
+  const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
+  return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+}
+
+}  // namespace lb::simd
