@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "json_output.hpp"
 #include "compute/thread_pool.hpp"
 #include "model/generate.hpp"
 #include "tokenizer/stream_decoder.hpp"
@@ -45,38 +46,31 @@ void run(const RunArgs& a) {
   opt.top_logprobs = a.top_logprobs;
 
   StreamDecoder stream(tok);
-  std::vector<GeneratedToken> generated;
+  GenerationReport report;
+  report.prompt_tokens = prompt;
+  report.stop_reason = "length";
   const GenerateStats stats = generate(
       runner, prompt, opt, [&](int32_t id) { return tok.is_end_of_generation(id); },
       [&](const GeneratedToken& t) {
-        generated.push_back(t);
+        report.tokens.push_back(t.id);
+        report.logprobs.push_back(t.logprob);
+        if (a.top_logprobs > 0) {
+          report.top.emplace_back();
+          for (const TokenLogprob& alt : t.top) report.top.back().push_back({alt.id, alt.logprob});
+        }
+        if (tok.is_end_of_generation(t.id)) report.stop_reason = "eos";
         if (!a.json) std::cout << stream.push(t.id) << std::flush;
         return true;
       });
-
   if (!a.json) {
     std::cout << stream.flush() << std::endl;
     return;
   }
-  nlohmann::json j;
-  j["prompt_tokens"] = prompt;
-  std::vector<int32_t> ids;
-  nlohmann::json logprobs = nlohmann::json::array();
-  for (const GeneratedToken& t : generated) {
-    ids.push_back(t.id);
-    nlohmann::json e{{"id", t.id}, {"logprob", t.logprob}};
-    if (a.top_logprobs > 0) {
-      nlohmann::json top = nlohmann::json::array();
-      for (const TokenLogprob& alt : t.top) top.push_back({{"id", alt.id}, {"logprob", alt.logprob}});
-      e["top"] = top;
-    }
-    logprobs.push_back(e);
-  }
-  j["tokens"] = ids;
-  j["text"] = tok.decode(ids);
-  j["logprobs"] = logprobs;
-  j["prompt_tokens_per_second"] = stats.prompt_seconds > 0 ? double(prompt.size()) / stats.prompt_seconds : 0.0;
-  j["tokens_per_second"] = stats.decode_seconds > 0 ? double(stats.decode_steps) / stats.decode_seconds : 0.0;
+  report.text = tok.decode(report.tokens);
+  report.prompt_seconds = stats.prompt_seconds;
+  report.decode_seconds = stats.decode_seconds;
+  report.decode_steps = stats.decode_steps;
+  nlohmann::json j = to_json(report);
   j["threads"] = pool.size();
   std::cout << j.dump() << std::endl;
 }

@@ -8,5 +8,10 @@ void add_run(CLI::App& app);
 void add_tokenize(CLI::App& app);
 void add_info(CLI::App& app);
 void add_synth(CLI::App& app);
+void add_generate(CLI::App& app);
+void add_status(CLI::App& app);
+void add_plan(CLI::App& app);
+void add_up(CLI::App& app);
+void add_down(CLI::App& app);
 
 }  // namespace lb::client

@@ -12,6 +12,11 @@ int main(int argc, char** argv) {
   lb::client::add_tokenize(app);
   lb::client::add_info(app);
   lb::client::add_synth(app);
+  lb::client::add_generate(app);
+  lb::client::add_status(app);
+  lb::client::add_plan(app);
+  lb::client::add_up(app);
+  lb::client::add_down(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

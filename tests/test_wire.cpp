@@ -377,6 +377,7 @@ Result result_msg() {
 Register register_msg() {
   Register m;
   m.node = "node-a";
+  m.order = -3;
   m.host = "10.0.0.5";
   m.budget = 8ull << 30;
   m.compute = 123.456;
@@ -613,6 +614,7 @@ TEST(WireRoundTrip, Result) {
 TEST(WireRoundTrip, StageControl) {
   const Register r = round_trip(register_msg());
   EXPECT_EQ(r.node, "node-a");
+  EXPECT_EQ(r.order, -3);
   EXPECT_EQ(r.host, "10.0.0.5");
   EXPECT_EQ(r.budget, 8ull << 30);
   EXPECT_EQ(r.compute, 123.456);

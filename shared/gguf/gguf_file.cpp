@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <new>
 
@@ -422,6 +423,14 @@ const GgufTensor& GgufFile::tensor(const std::string& name) const {
   const GgufTensor* t = find_tensor(name);
   if (!t) throw GgufError(path_ + ": tensor '" + name + "' is missing");
   return *t;
+}
+
+std::string GgufFile::digest() const {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a 64
+  for (uint64_t i = 0; i < data_offset_; ++i) h = (h ^ map_[i]) * 1099511628211ull;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%llx-%016llx", (unsigned long long)size_, (unsigned long long)h);
+  return buf;
 }
 
 namespace {

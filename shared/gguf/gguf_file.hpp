@@ -103,6 +103,10 @@ class GgufFile {
   // Like find_tensor, but throws GgufError naming the tensor when it is missing.
   const GgufTensor& tensor(const std::string& name) const;
 
+  // A short fingerprint of the file (its size and a hash of everything before the tensor data):
+  // two processes compare it to agree they hold the same model without reading the weights.
+  std::string digest() const;
+
   // Faults in a tensor's pages now (so resident memory reflects what a stage holds), or gives
   // them back to the kernel (resident memory drops; the data is re-read from the file if touched).
   void prefetch(const GgufTensor& t) const;

@@ -20,7 +20,7 @@ GenerateStats generate(RangeRunner& runner, const std::vector<int32_t>& prompt,
   if (!w.has_embedding() || !w.has_head()) throw Error("local generation needs every layer");
   const int64_t n_vocab = w.hparams().n_vocab;
 
-  Sampler sampler(opt.sampling);
+  validate(opt.sampling);
   std::vector<int32_t> history = prompt;
   GenerateStats stats;
   StepInput in;
@@ -44,7 +44,7 @@ GenerateStats generate(RangeRunner& runner, const std::vector<int32_t>& prompt,
   for (int64_t n = 0; n < opt.n_predict; ++n) {
     const float* logits = out.logits.data();
     GeneratedToken tok;
-    tok.id = sampler.sample(logits, n_vocab, history);
+    tok.id = sample_token(logits, n_vocab, opt.sampling, history, uint64_t(n));
     tok.logprob = token_logprob(logits, n_vocab, tok.id);
     if (opt.top_logprobs > 0) tok.top = top_logprobs(logits, n_vocab, opt.top_logprobs);
     history.push_back(tok.id);

@@ -27,6 +27,14 @@ double log_sum_exp(const float* logits, int64_t n) {
   return double(mx) + std::log(sum);
 }
 
+// splitmix64's finaliser: a fixed bijection that scatters nearby inputs.
+uint64_t mix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
 int32_t argmax(const float* logits, int64_t n) {
   return int32_t(std::max_element(logits, logits + n) - logits);
 }
@@ -50,10 +58,9 @@ std::vector<TokenLogprob> top_logprobs(const float* logits, int64_t n_vocab, int
   return out;
 }
 
-Sampler::Sampler(const SamplingParams& p) : p_(p), rng_(p.seed) { validate(p_); }
-
-int32_t Sampler::sample(const float* logits, int64_t n_vocab, const std::vector<int32_t>& history) {
-  if (p_.temperature == 0.0f && p_.repeat_penalty == 1.0f) return argmax(logits, n_vocab);
+int32_t sample_token(const float* logits, int64_t n_vocab, const SamplingParams& p,
+                     const std::vector<int32_t>& history, uint64_t draw) {
+  if (p.temperature == 0.0f && p.repeat_penalty == 1.0f) return argmax(logits, n_vocab);
 
   struct Cand {
     int32_t id;
@@ -62,54 +69,54 @@ int32_t Sampler::sample(const float* logits, int64_t n_vocab, const std::vector<
   std::vector<Cand> c(static_cast<size_t>(n_vocab));
   for (int64_t i = 0; i < n_vocab; ++i) c[size_t(i)] = {int32_t(i), logits[i]};
 
-  if (p_.repeat_penalty != 1.0f && p_.repeat_last_n > 0) {
+  if (p.repeat_penalty != 1.0f && p.repeat_last_n > 0) {
     std::unordered_set<int32_t> recent;
-    const size_t from = history.size() > size_t(p_.repeat_last_n) ? history.size() - size_t(p_.repeat_last_n) : 0;
+    const size_t from = history.size() > size_t(p.repeat_last_n) ? history.size() - size_t(p.repeat_last_n) : 0;
     for (size_t i = from; i < history.size(); ++i) recent.insert(history[i]);
     for (int32_t id : recent) {
       if (id < 0 || id >= n_vocab) continue;
       float& l = c[size_t(id)].logit;
-      l = l > 0 ? l / p_.repeat_penalty : l * p_.repeat_penalty;
+      l = l > 0 ? l / p.repeat_penalty : l * p.repeat_penalty;
     }
   }
   auto by_logit = [](const Cand& a, const Cand& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); };
-  if (p_.temperature == 0.0f) return std::min_element(c.begin(), c.end(), by_logit)->id;
+  if (p.temperature == 0.0f) return std::min_element(c.begin(), c.end(), by_logit)->id;
 
   std::sort(c.begin(), c.end(), by_logit);
-  if (p_.top_k > 0 && size_t(p_.top_k) < c.size()) c.resize(size_t(p_.top_k));
+  if (p.top_k > 0 && size_t(p.top_k) < c.size()) c.resize(size_t(p.top_k));
 
   auto softmax = [](const std::vector<Cand>& v, float temp) {
-    std::vector<double> p(v.size());
+    std::vector<double> probs(v.size());
     double sum = 0.0;
-    for (size_t i = 0; i < v.size(); ++i) sum += p[i] = std::exp(double(v[i].logit - v[0].logit) / temp);
-    for (double& x : p) x /= sum;
-    return p;
+    for (size_t i = 0; i < v.size(); ++i) sum += probs[i] = std::exp(double(v[i].logit - v[0].logit) / temp);
+    for (double& x : probs) x /= sum;
+    return probs;
   };
-  if (p_.top_p < 1.0f) {
-    std::vector<double> p = softmax(c, 1.0f);
+  if (p.top_p < 1.0f) {
+    const std::vector<double> probs = softmax(c, 1.0f);
     double cum = 0.0;
     size_t keep = c.size();
-    for (size_t i = 0; i < p.size(); ++i) {
-      cum += p[i];
-      if (cum >= p_.top_p) {
+    for (size_t i = 0; i < probs.size(); ++i) {
+      cum += probs[i];
+      if (cum >= p.top_p) {
         keep = i + 1;
         break;
       }
     }
     c.resize(keep);
   }
-  if (p_.min_p > 0.0f) {
-    const float min_logit = c[0].logit + std::log(p_.min_p);
+  if (p.min_p > 0.0f) {
+    const float min_logit = c[0].logit + std::log(p.min_p);
     size_t keep = 1;
     while (keep < c.size() && c[keep].logit >= min_logit) ++keep;
     c.resize(keep);
   }
-  std::vector<double> p = softmax(c, p_.temperature);
-  // 53 random bits -> uniform double in [0, 1); mt19937_64's output is fixed by the standard.
-  const double u = double(rng_() >> 11) * (1.0 / 9007199254740992.0);
+  const std::vector<double> probs = softmax(c, p.temperature);
+  // 53 random bits -> uniform double in [0, 1).
+  const double u = double(mix64(p.seed ^ mix64(draw + 1)) >> 11) * (1.0 / 9007199254740992.0);
   double cum = 0.0;
-  for (size_t i = 0; i < p.size(); ++i) {
-    cum += p[i];
+  for (size_t i = 0; i < probs.size(); ++i) {
+    cum += probs[i];
     if (u < cum) return c[i].id;
   }
   return c.back().id;

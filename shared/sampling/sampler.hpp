@@ -1,9 +1,9 @@
 #pragma once
 // Picks the next token from logits. Greedy when temperature is 0; otherwise the llama.cpp order:
-// repetition penalty, top-k, top-p, min-p, temperature, then a draw from a seeded generator whose
-// arithmetic is fully specified here, so a seed repeats on every machine and build.
+// repetition penalty, top-k, top-p, min-p, temperature, then a random draw. The draw depends only
+// on (seed, draw index), not on generator state carried between tokens: whichever process samples
+// a request's next token (the pipeline's last stage may change when layers move) draws the same.
 #include <cstdint>
-#include <random>
 #include <vector>
 
 namespace lb {
@@ -30,15 +30,9 @@ struct TokenLogprob {
 float token_logprob(const float* logits, int64_t n_vocab, int32_t id);
 std::vector<TokenLogprob> top_logprobs(const float* logits, int64_t n_vocab, int k);
 
-class Sampler {
- public:
-  explicit Sampler(const SamplingParams& p);
-  // history: tokens so far (prompt and generated), for the repetition penalty.
-  int32_t sample(const float* logits, int64_t n_vocab, const std::vector<int32_t>& history);
-
- private:
-  SamplingParams p_;
-  std::mt19937_64 rng_;
-};
+// recent: the last tokens of the sequence (at least repeat_last_n of them when there are), for
+// the repetition penalty; draw: the index of the token being sampled within its request.
+int32_t sample_token(const float* logits, int64_t n_vocab, const SamplingParams& p,
+                     const std::vector<int32_t>& recent, uint64_t draw);
 
 }  // namespace lb

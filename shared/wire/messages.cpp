@@ -351,8 +351,9 @@ std::string encode(const Result& m) {
 }
 
 std::string encode(const Register& m) {
-  Writer w(type_of<Register>(), 7);
+  Writer w(type_of<Register>(), 8);
   w.str("node", m.node);
+  w.i64("order", m.order);
   w.str("host", m.host);
   w.u64("budget", m.budget);
   w.f64("compute", m.compute);
@@ -657,6 +658,7 @@ void decode(const Envelope& e, Register& out) {
   const Map r = open(e, "register", root);
   Register m;
   m.node = r.str("node");
+  m.order = r.i64("order");
   m.host = r.str("host");
   m.budget = r.u64("budget");
   m.compute = r.f64("compute");

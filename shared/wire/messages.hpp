@@ -105,6 +105,7 @@ struct Result {
 
 struct Register {
   std::string node, host;
+  int64_t order = 0;  // position in the chain: lower first; ties by registration
   uint64_t budget = 0;
   double compute = 0;
   uint32_t threads = 0;

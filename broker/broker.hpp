@@ -1,0 +1,120 @@
+#pragma once
+// The broker: registers stages, plans which layers each holds, feeds token ids into the head of
+// the chain, collects sampled tokens from its tail, runs every request's generation loop and
+// streams each token to its client as soon as it exists.
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "broker/text_stream.hpp"
+#include "config/broker_config.hpp"
+#include "gguf/gguf_file.hpp"
+#include "model/hparams.hpp"
+#include "plan/planner.hpp"
+#include "tokenizer/tokenizer.hpp"
+#include "wire/messages.hpp"
+
+namespace lb {
+
+using Clock = std::chrono::steady_clock;
+
+struct NodeState {
+  std::string id;  // also its ROUTER routing id
+  wire::Register info;
+  Clock::time_point last_seen;
+  wire::Heartbeat last_heartbeat;
+  bool lost = false;
+  bool ready = false;
+  std::string error;
+};
+
+// A model the broker can serve, opened for its metadata and tokenizer (weights stay unread).
+struct ServedModel {
+  ModelEntry entry;
+  std::shared_ptr<GgufFile> file;
+  HParams hp;
+  std::unique_ptr<Tokenizer> tokenizer;
+  ModelFootprint footprint;
+};
+
+struct Request {
+  uint64_t id = 0;
+  std::string client;  // routing id
+  wire::Generate params;
+  std::vector<int32_t> prompt;
+  std::vector<int32_t> generated;
+  std::unique_ptr<TextStream> text;
+  std::string text_so_far;
+  bool active = false;     // holds a KV cache in the stages
+  bool in_flight = false;  // a step for it is in the chain
+  bool cancelled = false;
+  Clock::time_point start, first_token, last_token;
+  uint64_t decode_steps = 0;
+};
+
+class Broker {
+ public:
+  explicit Broker(BrokerConfig config);
+  // Serves until SIGINT/SIGTERM; returns the exit code.
+  int run();
+
+ private:
+  void on_control(const std::string& peer, const std::string& frame);
+  void on_result(const std::string& frame);
+  void on_register(const std::string& peer, const wire::Register& m);
+  void on_ready(const std::string& peer, const wire::Ready& m);
+  void on_stage_error(const std::string& peer, const wire::ErrorMsg& m);
+  void on_generate(const std::string& peer, const wire::Generate& m);
+  void on_cancel(const std::string& peer, const wire::Cancel& m);
+  std::string status_json() const;
+  std::string plan_json(const wire::PlanQuery& q) const;
+
+  void maybe_plan();
+  void check_nodes();
+  void schedule();  // starts waiting requests and sends every ready chunk as one step
+  bool start(Request& r);  // tokenizes and queues the prompt; false when it ended at once
+  void finish(Request& r, const std::string& reason);
+  void fail(Request& r, const std::string& message);
+  void release(uint64_t req);
+  bool reply(const std::string& peer, const std::string& bytes);
+  std::vector<PlanNode> plan_nodes() const;
+  const ServedModel& model() const { return *models_[model_index_]; }
+
+  BrokerConfig cfg_;
+  wire::Limits limits_;
+  wire::DType dtype_;
+  zmq::context_t ctx_;
+  zmq::socket_t control_;
+  zmq::socket_t feed_;
+  zmq::socket_t collect_;
+  std::string collect_endpoint_;
+  std::string feed_target_;
+
+  std::vector<std::unique_ptr<ServedModel>> models_;
+  size_t model_index_ = 0;
+  std::string model_reason_;
+
+  std::map<std::string, NodeState> nodes_;  // by id
+  std::vector<std::string> node_order_;     // chain order: by `order`, then registration
+  std::optional<Plan> plan_;
+  uint64_t epoch_ = 0;
+  bool serving_ = false;
+  std::string plan_error_;
+
+  std::map<uint64_t, Request> requests_;
+  std::deque<uint64_t> waiting_;
+  std::vector<wire::Chunk> ready_chunks_;
+  std::vector<int32_t> ready_tokens_;
+  uint64_t next_req_ = 1;
+  uint64_t next_step_ = 1;
+  std::deque<Clock::time_point> recent_tokens_;  // for tokens/s in status
+};
+
+}  // namespace lb

@@ -1,0 +1,71 @@
+// layerbus-broker: plans the layer split, runs the generation loops and serves clients.
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+
+#include "broker/broker.hpp"
+#include "util/bytes.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"layerbus-broker: splits a model's layers over registered stages and serves clients"};
+  std::string config_path, model, max_message, context, log_level;
+  std::optional<std::string> control, collect, advertise, strategy, dtype, endpoint_file;
+  std::optional<int> min_stages, max_sequences, heartbeat_ms, node_timeout_ms;
+  std::optional<int64_t> ctx;
+  app.add_option("--config", config_path, "YAML configuration (default: conf/broker.yaml when it exists)");
+  app.add_option("--control", control, "Control endpoint to bind (stages and clients), e.g. tcp://127.0.0.1:5555");
+  app.add_option("--collect", collect, "Endpoint to bind for the last stage's results");
+  app.add_option("--advertise-host", advertise, "Host stages should use when an endpoint is bound to *");
+  app.add_option("--model", model, "A model to serve: a configured name, or a GGUF path (added to the list)");
+  app.add_option("--strategy", strategy, "memory | uniform | priority | compute | balanced");
+  app.add_option("--min-stages", min_stages, "Stages to wait for before planning");
+  app.add_option("--context", ctx, "Context length per request, in tokens");
+  app.add_option("--max-sequences", max_sequences, "Requests generating at once");
+  app.add_option("--dtype", dtype, "Activation type on the wire: f32 | f16");
+  app.add_option("--max-message", max_message, "Largest message accepted, e.g. 64MiB");
+  app.add_option("--heartbeat-ms", heartbeat_ms, "Heartbeat interval");
+  app.add_option("--node-timeout-ms", node_timeout_ms, "Silence after which a stage counts as lost");
+  app.add_option("--endpoint-file", endpoint_file, "Write the bound control endpoint to this file");
+  app.add_option("--log-level", log_level, "trace | debug | info | warn | error");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (config_path.empty() && std::filesystem::exists("conf/broker.yaml")) config_path = "conf/broker.yaml";
+    lb::BrokerConfig cfg = config_path.empty() ? lb::BrokerConfig{} : lb::load_broker_config(config_path);
+    if (control) cfg.control = *control;
+    if (collect) cfg.collect = *collect;
+    if (advertise) cfg.advertise_host = *advertise;
+    if (strategy) cfg.strategy = *strategy;
+    if (min_stages) cfg.min_stages = *min_stages;
+    if (ctx) cfg.context = *ctx;
+    if (max_sequences) cfg.max_sequences = *max_sequences;
+    if (dtype) cfg.activation_dtype = *dtype;
+    if (!max_message.empty()) cfg.max_message_bytes = lb::parse_bytes(max_message);
+    if (heartbeat_ms) cfg.heartbeat_ms = *heartbeat_ms;
+    if (node_timeout_ms) cfg.node_timeout_ms = *node_timeout_ms;
+    if (endpoint_file) cfg.endpoint_file = *endpoint_file;
+    if (!log_level.empty()) cfg.log_level = log_level;
+    if (!model.empty()) {
+      const bool named = std::any_of(cfg.models.begin(), cfg.models.end(),
+                                     [&](const lb::ModelEntry& m) { return m.name == model; });
+      if (named) {
+        cfg.model = model;
+      } else {
+        lb::ModelEntry e{std::filesystem::path(model).stem().string(), model};
+        cfg.models.erase(std::remove_if(cfg.models.begin(), cfg.models.end(),
+                                        [&](const lb::ModelEntry& m) { return m.name == e.name; }),
+                         cfg.models.end());
+        cfg.models.push_back(e);
+        cfg.model = e.name;
+      }
+    }
+    lb::validate(cfg);
+    spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+    spdlog::flush_on(spdlog::level::trace);  // logs are read while the process runs
+    lb::Broker broker(cfg);
+    return broker.run();
+  } catch (const std::exception& e) {
+    spdlog::critical("layerbus-broker: {}", e.what());
+    return 1;
+  }
+}

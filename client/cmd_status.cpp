@@ -1,0 +1,114 @@
+// `layerbus status` and `layerbus plan`: what the broker has, and what a strategy would give.
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "cluster_state.hpp"
+#include "net/broker_client.hpp"
+#include "commands.hpp"
+#include "plan/planner.hpp"
+#include "util/bytes.hpp"
+
+namespace lb::client {
+
+namespace {
+
+constexpr std::chrono::seconds kTimeout{10};
+
+void print_plan(const nlohmann::json& plan) {
+  std::printf("plan      %s, %d layers\n", plan["strategy"].get<std::string>().c_str(), plan["n_layers"].get<int>());
+  std::printf("          %s\n", plan["bar"].get<std::string>().c_str());
+  for (const auto& s : plan["stages"]) {
+    std::printf("  %-16s layers %3d-%-3d %s%s  holds %s of %s\n", s["node"].get<std::string>().c_str(),
+                s["begin"].get<int>(), s["end"].get<int>() - 1, s["embedding"].get<bool>() ? "+embd" : "     ",
+                s["head"].get<bool>() ? "+head" : "     ", format_bytes(s["total_bytes"]).c_str(),
+                format_bytes(s["budget_bytes"]).c_str());
+  }
+  for (const auto& u : plan["unused"]) std::printf("  %-16s unused\n", u.get<std::string>().c_str());
+}
+
+}  // namespace
+
+void add_status(CLI::App& app) {
+  struct Args {
+    std::string broker;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("status", "Show the broker's nodes, plan, requests and throughput");
+  cmd->add_option("--broker", a->broker, "Broker control endpoint");
+  cmd->add_flag("--json", a->json, "Print JSON");
+  cmd->callback([a] {
+    BrokerClient client(resolve_broker(a->broker));
+    wire::StatusReply r;
+    wire::decode(client.ask(wire::encode(wire::StatusQuery{}), kTimeout), r);
+    if (a->json) {
+      std::cout << r.json << std::endl;
+      return;
+    }
+    const nlohmann::json j = nlohmann::json::parse(r.json);
+    std::printf("%-16s %-12s %10s %10s %10s %8s %7s  %-9s %s\n", "node", "host", "budget", "used", "rss",
+                "compute", "threads", "layers", "state");
+    for (const auto& n : j["nodes"]) {
+      std::string layers = n.contains("layers") ? std::to_string(n["layers"][0].get<int>()) + "-" +
+                                                      std::to_string(n["layers"][1].get<int>() - 1)
+                                                : "-";
+      std::printf("%-16s %-12s %10s %10s %10s %8.1f %7d  %-9s %s\n", n["id"].get<std::string>().c_str(),
+                  n["host"].get<std::string>().c_str(), format_bytes(n["budget"]).c_str(),
+                  format_bytes(n["used"]).c_str(), format_bytes(n["rss"]).c_str(), n["compute"].get<double>(),
+                  n["threads"].get<int>(), layers.c_str(), n["state"].get<std::string>().c_str());
+    }
+    if (j["plan"].is_null()) {
+      std::printf("plan      none yet%s\n", j.contains("plan_error") ? (": " + j["plan_error"].get<std::string>()).c_str() : "");
+    } else {
+      std::printf("model     %s (%s)\n", j["model"]["name"].get<std::string>().c_str(), j["model"]["why"].get<std::string>().c_str());
+      std::printf("epoch     %llu, %s\n", (unsigned long long)j["epoch"].get<uint64_t>(), j["serving"].get<bool>() ? "serving" : "loading");
+      print_plan(j["plan"]);
+    }
+    std::printf("requests  %zu", j["requests"].size());
+    for (const auto& q : j["requests"]) {
+      std::printf("  [#%llu %s, %d+%d tokens]", (unsigned long long)q["id"].get<uint64_t>(),
+                  q["state"].get<std::string>().c_str(), q["prompt_tokens"].get<int>(), q["generated"].get<int>());
+    }
+    std::printf("\nthroughput %.1f tokens/s (last 10 s)\n", j["tokens_per_second"].get<double>());
+  });
+}
+
+void add_plan(CLI::App& app) {
+  struct Args {
+    std::string broker, strategy, nodes;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("plan", "Show the plan a strategy would give, changing nothing");
+  cmd->add_option("--broker", a->broker, "Broker control endpoint");
+  cmd->add_option("--strategy", a->strategy, "memory | uniform | priority | compute | balanced (default: the broker's)");
+  cmd->add_option("--nodes", a->nodes, "Hypothetical node budgets in chain order, e.g. 8GiB,16GiB (default: the registered nodes)");
+  cmd->add_flag("--json", a->json, "Print JSON");
+  cmd->callback([a] {
+    wire::PlanQuery q;
+    q.strategy = a->strategy;
+    if (!q.strategy.empty()) parse_strategy(q.strategy);
+    size_t start = 0;
+    while (!a->nodes.empty() && start <= a->nodes.size()) {
+      const size_t comma = a->nodes.find(',', start);
+      q.nodes.push_back(parse_bytes(a->nodes.substr(start, comma - start)));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    BrokerClient client(resolve_broker(a->broker));
+    wire::PlanReply r;
+    wire::decode(client.ask(wire::encode(q), kTimeout), r);
+    if (a->json) {
+      std::cout << r.json << std::endl;
+      return;
+    }
+    const nlohmann::json j = nlohmann::json::parse(r.json);
+    std::printf("model     %s\n", j["model"].get<std::string>().c_str());
+    if (j["plan"].is_null()) throw Error("no plan: " + j["error"].get<std::string>());
+    print_plan(j["plan"]);
+  });
+}
+
+}  // namespace lb::client

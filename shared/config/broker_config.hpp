@@ -1,0 +1,46 @@
+#pragma once
+// The broker's configuration: conf/broker.yaml, every key overridable by a command-line flag.
+// Every key is documented in the README's "Broker configuration" table.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace lb {
+
+struct ModelEntry {
+  std::string name;
+  std::string path;
+};
+
+struct NodeOverride {
+  uint64_t cap = 0;  // bytes, 0 = none
+  bool exclude = false;
+};
+
+struct BrokerConfig {
+  std::string control = "tcp://127.0.0.1:5555";  // ROUTER: stages and clients
+  std::string collect = "tcp://127.0.0.1:5556";  // PULL: results from the last stage
+  std::string advertise_host = "127.0.0.1";      // host stages use for collect when bound to *
+  std::vector<ModelEntry> models;
+  std::string model = "auto";  // a name from models, or auto: the largest that fits
+  std::string strategy = "memory";
+  int min_stages = 1;          // stages to wait for before the first plan
+  int64_t context = 2048;      // tokens per request (prompt + generated)
+  int max_sequences = 8;       // requests generating at once (more wait their turn)
+  std::string activation_dtype = "f32";  // f32 (exact) or f16 (half the bytes per hop)
+  uint64_t max_message_bytes = 64ull << 20;
+  int heartbeat_ms = 1000;
+  int node_timeout_ms = 10000;
+  std::map<std::string, NodeOverride> nodes;
+  std::string log_level = "info";
+  std::string endpoint_file;  // when set, the bound control endpoint is written here
+};
+
+// Reads a YAML file over the defaults; throws lb::Error naming the file and key for unknown keys,
+// wrong types and bad values. Relative model paths are taken relative to the file's folder.
+BrokerConfig load_broker_config(const std::string& path);
+// Checks values that flags may also set; throws lb::Error naming the key.
+void validate(const BrokerConfig& c);
+
+}  // namespace lb

@@ -1,0 +1,314 @@
+#include "stage/stage.hpp"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <set>
+
+#include "compute/probe.hpp"
+#include "net/sockets.hpp"
+#include "sampling/sampler.hpp"
+#include "sys/memory.hpp"
+
+namespace lb {
+
+namespace {
+
+volatile std::sig_atomic_t g_stop = 0;
+void on_signal(int) { g_stop = 1; }
+
+std::string host_name() {
+  char buf[256] = {0};
+  ::gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+}  // namespace
+
+Stage::Stage(StageOptions opt)
+    : opt_(std::move(opt)),
+      ctx_(1),
+      control_(make_socket(ctx_, zmq::socket_type::dealer, opt_.max_message_bytes)),
+      data_in_(make_socket(ctx_, zmq::socket_type::pull, opt_.max_message_bytes)),
+      data_out_(make_socket(ctx_, zmq::socket_type::push, opt_.max_message_bytes)),
+      pool_(opt_.threads) {
+  limits_.max_message_bytes = opt_.max_message_bytes;
+  data_in_.bind(opt_.bind);
+  data_endpoint_ = last_endpoint(data_in_);
+  if (opt_.node_id.empty()) opt_.node_id = host_name() + "-" + std::to_string(::getpid());
+  control_.set(zmq::sockopt::routing_id, opt_.node_id);
+  control_.connect(opt_.broker);
+  compute_score_ = probe_compute_score(pool_);
+}
+
+void Stage::send_control(const std::string& bytes) { send_frame(control_, bytes); }
+
+int Stage::run() {
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+
+  wire::Register reg;
+  reg.node = opt_.node_id;
+  reg.order = opt_.order;
+  reg.host = host_name();
+  reg.budget = opt_.memory_budget;
+  reg.compute = compute_score_;
+  reg.threads = uint32_t(pool_.size());
+  reg.data = data_endpoint_;
+  reg.model = opt_.model;
+  send_control(wire::encode(reg));
+  spdlog::info("stage {}: data on {}, budget {} MiB, compute {:.1f} GMAC/s, {} threads; registering with {}",
+               opt_.node_id, data_endpoint_, opt_.memory_budget >> 20, compute_score_, pool_.size(),
+               opt_.broker);
+
+  auto next_heartbeat = std::chrono::steady_clock::now();
+  while (!g_stop) {
+    zmq::pollitem_t items[] = {{control_.handle(), 0, ZMQ_POLLIN, 0},
+                               {data_in_.handle(), 0, ZMQ_POLLIN, 0}};
+    try {
+      zmq::poll(items, 2, std::chrono::milliseconds(opt_.heartbeat_ms));
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      throw;
+    }
+    if (items[0].revents & ZMQ_POLLIN) {
+      zmq::message_t msg;
+      while (control_.recv(msg, zmq::recv_flags::dontwait)) {
+        on_control(msg.to_string());
+        if (g_stop) break;
+      }
+    }
+    if (items[1].revents & ZMQ_POLLIN) {
+      // Take everything waiting: concurrent requests run as one batch.
+      std::vector<std::string> frames;
+      zmq::message_t msg;
+      while (data_in_.recv(msg, zmq::recv_flags::dontwait)) frames.push_back(msg.to_string());
+      on_data(std::move(frames));
+    }
+    if (std::chrono::steady_clock::now() >= next_heartbeat) {
+      heartbeat();
+      next_heartbeat = std::chrono::steady_clock::now() + std::chrono::milliseconds(opt_.heartbeat_ms);
+    }
+  }
+  spdlog::info("stage {}: stopping", opt_.node_id);
+  return 0;
+}
+
+void Stage::heartbeat() {
+  wire::Heartbeat hb;
+  hb.node = opt_.node_id;
+  hb.rss = resident_bytes();
+  hb.weights = weights_ ? weights_->bytes() : 0;
+  hb.kv = runner_ ? runner_->kv().bytes() : 0;
+  hb.budget = opt_.memory_budget;
+  send_control(wire::encode(hb));
+}
+
+void Stage::on_control(const std::string& frame) {
+  std::string type = "?";
+  try {
+    const wire::Envelope env = wire::Envelope::parse(frame.data(), frame.size(), limits_);
+    type = env.type();
+    if (type == "assign") {
+      wire::Assign a;
+      wire::decode(env, a);
+      on_assign(a);
+    } else if (type == "release") {
+      wire::Release r;
+      wire::decode(env, r);
+      if (runner_) runner_->kv().erase(r.req);
+    } else if (type == "bye") {
+      spdlog::info("stage {}: broker said bye", opt_.node_id);
+      g_stop = 1;
+    } else if (type == "error") {
+      wire::ErrorMsg e;
+      wire::decode(env, e);
+      spdlog::error("stage {}: broker reports: {} (about '{}')", opt_.node_id, e.msg, e.ref);
+      if (e.ref == "register") g_stop = 1;
+    } else {
+      throw wire::WireError("unknown control message type '" + type + "'");
+    }
+  } catch (const Error& e) {
+    spdlog::error("stage {}: rejected control message: {}", opt_.node_id, e.what());
+    send_control(wire::encode(wire::ErrorMsg{e.what(), type, std::nullopt}));
+  }
+}
+
+void Stage::on_assign(const wire::Assign& a) {
+  // The model: our own copy when we have one, else the broker's path if this machine can see it.
+  std::string path = !opt_.model.empty() ? opt_.model : a.model.path;
+  if (path.empty() || !std::filesystem::exists(path)) {
+    throw Error("no local copy of model '" + a.model.name + "' (looked for '" + path +
+                "'): start the stage with --model PATH");
+  }
+  if (!file_ || file_->path() != path) file_ = std::make_shared<GgufFile>(path);
+  if (file_->digest() != a.model.digest) {
+    throw Error("model file '" + path + "' is not the broker's '" + a.model.name + "' (digest " +
+                file_->digest() + " vs " + a.model.digest + ")");
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  runner_.reset();
+  weights_.reset();  // gives the old range's pages back before mapping the new one
+  weights_ = std::make_unique<ModelWeights>(file_, a.begin, a.end);
+  runner_ = std::make_unique<RangeRunner>(*weights_, pool_, a.ctx);
+  if (downstream_ != a.downstream) {
+    if (!downstream_.empty()) data_out_.disconnect(downstream_);
+    data_out_.connect(a.downstream);
+    downstream_ = a.downstream;
+  }
+  epoch_ = a.epoch;
+  dtype_ = a.dtype;
+  assigned_ = true;
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  spdlog::info("stage {}: epoch {}: layers [{}, {}) of {} ({} MiB) loaded in {:.2f}s; downstream {}",
+               opt_.node_id, a.epoch, a.begin, a.end, a.model.name, weights_->bytes() >> 20, secs,
+               a.downstream);
+  wire::Ready r;
+  r.epoch = a.epoch;
+  r.begin = a.begin;
+  r.end = a.end;
+  r.weights = weights_->bytes();
+  r.rss = resident_bytes();
+  send_control(wire::encode(r));
+}
+
+void Stage::on_data(std::vector<std::string> frames) {
+  std::vector<wire::Step> steps;
+  for (const std::string& f : frames) {
+    try {
+      const wire::Envelope env = wire::Envelope::parse(f.data(), f.size(), limits_);
+      wire::Step s;
+      wire::decode(env, s);
+      if (!assigned_) throw Error("step arrived before any layers were assigned");
+      if (s.epoch != epoch_) {
+        throw Error("step " + std::to_string(s.id) + " is from epoch " + std::to_string(s.epoch) +
+                    ", this stage serves epoch " + std::to_string(epoch_));
+      }
+      steps.push_back(std::move(s));
+    } catch (const Error& e) {
+      spdlog::error("stage {}: rejected data message: {}", opt_.node_id, e.what());
+      send_control(wire::encode(wire::ErrorMsg{e.what(), "step", std::nullopt}));
+    }
+  }
+  // Split into batches in which no request appears twice (its rows must be contiguous).
+  size_t i = 0;
+  while (i < steps.size()) {
+    std::set<uint64_t> reqs;
+    size_t j = i;
+    for (; j < steps.size(); ++j) {
+      bool clash = false;
+      for (const auto& c : steps[j].seqs) clash |= reqs.count(c.req) != 0;
+      if (clash) break;
+      for (const auto& c : steps[j].seqs) reqs.insert(c.req);
+    }
+    std::vector<wire::Step> batch(std::make_move_iterator(steps.begin() + long(i)),
+                                  std::make_move_iterator(steps.begin() + long(j)));
+    if (batch.size() == 1) {
+      run_batch(batch, true);
+    } else if (!run_batch(batch, false)) {
+      // One bad message must not fail its neighbours: run them one by one to find it.
+      for (auto& s : batch) run_batch({s}, true);
+    }
+    i = j;
+  }
+}
+
+bool Stage::run_batch(const std::vector<wire::Step>& steps, bool report_errors) {
+  const HParams& hp = weights_->hparams();
+  StepInput in;
+  try {
+    for (const wire::Step& s : steps) {
+      if (weights_->has_embedding()) {
+        if (s.tokens.empty()) throw Error("step " + std::to_string(s.id) + " carries no token ids for the first stage");
+        in.tokens.insert(in.tokens.end(), s.tokens.begin(), s.tokens.end());
+      } else {
+        if (s.dim != uint32_t(hp.dim)) {
+          throw Error("step " + std::to_string(s.id) + " has rows of " + std::to_string(s.dim) +
+                      " values, the model's are " + std::to_string(hp.dim));
+        }
+        const size_t off = in.hidden.size();
+        in.hidden.resize(off + size_t(s.rows) * size_t(hp.dim));
+        wire::unpack_activations(s.data, s.dtype, in.hidden.data() + off, size_t(s.rows) * size_t(hp.dim));
+      }
+      for (const wire::Chunk& c : s.seqs) {
+        for (uint32_t r = 0; r < c.n; ++r) {
+          in.seq.push_back(c.req);
+          in.pos.push_back(c.pos + r);
+          in.want_logits.push_back(c.sample.has_value() && r + 1 == c.n);
+        }
+      }
+    }
+    if (!weights_->has_head()) in.want_logits.clear();
+    StepOutput out;
+    runner_->step(in, out);
+    emit(steps, out);
+    return true;
+  } catch (const Error& e) {
+    if (!report_errors) return false;
+    for (const wire::Step& s : steps) {
+      spdlog::error("stage {}: step {} failed: {}", opt_.node_id, s.id, e.what());
+      wire::ErrorMsg err{e.what(), "step", std::nullopt};
+      if (!s.seqs.empty()) err.req = s.seqs.front().req;
+      send_control(wire::encode(err));
+    }
+    return false;
+  }
+}
+
+void Stage::emit(const std::vector<wire::Step>& steps, const StepOutput& out) {
+  const HParams& hp = weights_->hparams();
+  if (!weights_->has_head()) {
+    size_t row = 0;
+    for (const wire::Step& s : steps) {
+      wire::Step next;
+      next.epoch = s.epoch;
+      next.id = s.id;
+      next.seqs = s.seqs;
+      next.dtype = dtype_;
+      next.rows = 0;
+      for (const auto& c : s.seqs) next.rows += c.n;
+      next.dim = uint32_t(hp.dim);
+      next.data = wire::pack_activations(out.hidden.data() + row * size_t(hp.dim),
+                                         size_t(next.rows) * size_t(hp.dim), dtype_);
+      row += next.rows;
+      send_frame(data_out_, wire::encode(next));
+    }
+    return;
+  }
+  size_t logit_row = 0;
+  for (const wire::Step& s : steps) {
+    wire::Result res;
+    res.epoch = s.epoch;
+    res.id = s.id;
+    for (const wire::Chunk& c : s.seqs) {
+      if (!c.sample) continue;
+      const float* logits = out.logits.data() + logit_row * size_t(hp.n_vocab);
+      ++logit_row;
+      const wire::SampleSpec& sp = *c.sample;
+      SamplingParams p;
+      p.temperature = sp.temp;
+      p.top_k = sp.top_k;
+      p.top_p = sp.top_p;
+      p.min_p = sp.min_p;
+      p.repeat_penalty = sp.rep;
+      p.repeat_last_n = int32_t(sp.recent.size());
+      p.seed = sp.seed;
+      wire::Sampled smp;
+      smp.req = c.req;
+      smp.pos = c.pos + c.n - 1;
+      smp.token = sample_token(logits, hp.n_vocab, p, sp.recent, sp.draw);
+      smp.lp = token_logprob(logits, hp.n_vocab, smp.token);
+      if (sp.top > 0) {
+        for (const TokenLogprob& t : top_logprobs(logits, hp.n_vocab, int(sp.top))) smp.top.push_back({t.id, t.logprob});
+      }
+      if (sp.logits) smp.logits.assign(reinterpret_cast<const char*>(logits), size_t(hp.n_vocab) * sizeof(float));
+      res.out.push_back(std::move(smp));
+    }
+    send_frame(data_out_, wire::encode(res));
+  }
+}
+
+}  // namespace lb

@@ -1,0 +1,66 @@
+#pragma once
+// A stage: holds a contiguous range of a model's layers, takes activations (or token ids) from
+// its predecessor, runs them through its layers as one batch, and passes the result on; the last
+// stage samples and returns only the sampled tokens to the broker.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "compute/thread_pool.hpp"
+#include "model/forward.hpp"
+#include "wire/messages.hpp"
+
+namespace lb {
+
+struct StageOptions {
+  std::string broker;  // control endpoint of the broker
+  std::string bind;    // data endpoint to bind (port may be "*")
+  std::string node_id;
+  int64_t order = 0;  // chain position the broker gives this node: lower first
+  std::string model;   // local model file, may be empty
+  uint64_t memory_budget = 0;
+  int threads = 1;
+  size_t max_message_bytes = 64u << 20;
+  int heartbeat_ms = 1000;
+};
+
+class Stage {
+ public:
+  explicit Stage(StageOptions opt);
+  // Serves until the broker says bye or a SIGINT/SIGTERM arrives; returns the exit code.
+  int run();
+
+ private:
+  void send_control(const std::string& bytes);
+  void on_control(const std::string& frame);
+  void on_assign(const wire::Assign& a);
+  void on_data(std::vector<std::string> frames);
+  // Runs steps as one batch; false when the batch failed (the caller then retries one by one).
+  bool run_batch(const std::vector<wire::Step>& steps, bool report_errors);
+  void emit(const std::vector<wire::Step>& steps, const StepOutput& out);
+  void heartbeat();
+
+  StageOptions opt_;
+  wire::Limits limits_;
+  zmq::context_t ctx_;
+  zmq::socket_t control_;
+  zmq::socket_t data_in_;
+  zmq::socket_t data_out_;
+  std::string data_endpoint_;
+  std::string downstream_;
+  ThreadPool pool_;
+  double compute_score_ = 0;
+
+  uint64_t epoch_ = 0;
+  bool assigned_ = false;
+  wire::DType dtype_ = wire::DType::F32;
+  std::string model_digest_;
+  std::shared_ptr<GgufFile> file_;
+  std::unique_ptr<ModelWeights> weights_;
+  std::unique_ptr<RangeRunner> runner_;
+};
+
+}  // namespace lb

@@ -1,0 +1,160 @@
+#pragma once
+// Real broker and stage processes on 127.0.0.1 for multi-process tests. Every endpoint binds a
+// port the kernel picks, so parallel runs never collide; every process started here is stopped
+// here, by its pid (SIGTERM, then SIGKILL).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "net/broker_client.hpp"
+#include "test_support.hpp"
+
+namespace lbtest {
+
+struct StageSpec {
+  std::string id;
+  std::string memory;
+  bool with_model = true;
+  int threads = 1;
+};
+
+inline int spawn_logged(const std::vector<std::string>& argv, const std::string& log) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+inline void stop_pid(int pid) {
+  if (pid <= 0) return;
+  ::kill(pid, SIGTERM);
+  for (int i = 0; i < 250; ++i) {
+    if (::waitpid(pid, nullptr, WNOHANG) == pid) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+}
+
+class Cluster {
+ public:
+  Cluster(const std::string& model, const std::vector<StageSpec>& stages,
+          const std::vector<std::string>& broker_args = {},
+          const std::vector<std::string>& stage_args = {})
+      : dir_("cluster") {
+    const std::string endpoint_file = dir_.file("broker.endpoint");
+    std::vector<std::string> argv = {bin_path("layerbus-broker"), "--control", "tcp://127.0.0.1:*",
+                                     "--collect", "tcp://127.0.0.1:*", "--model", model,
+                                     "--min-stages", std::to_string(stages.size()), "--endpoint-file",
+                                     endpoint_file, "--heartbeat-ms", "200", "--log-level", "debug"};
+    argv.insert(argv.end(), broker_args.begin(), broker_args.end());
+    broker_pid_ = spawn_logged(argv, dir_.file("broker.log"));
+    for (int i = 0; i < 500 && broker_.empty(); ++i) {
+      std::ifstream(endpoint_file) >> broker_;
+      if (broker_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (broker_.empty()) throw std::runtime_error("broker did not start:\n" + log("broker"));
+    for (size_t i = 0; i < stages.size(); ++i) {
+      const StageSpec& s = stages[i];
+      std::vector<std::string> a = {bin_path("layerbus-stage"), "--broker", broker_, "--memory", s.memory,
+                                    "--node-id", s.id, "--order", std::to_string(i),
+                                    "--threads", std::to_string(s.threads),
+                                    "--heartbeat-ms", "200"};
+      if (s.with_model) a.insert(a.end(), {"--model", model});
+      a.insert(a.end(), stage_args.begin(), stage_args.end());
+      stage_pids_[s.id] = spawn_logged(a, dir_.file(s.id + ".log"));
+    }
+  }
+
+  ~Cluster() {
+    for (auto& [id, pid] : stage_pids_) stop_pid(pid);
+    stop_pid(broker_pid_);
+  }
+
+  const std::string& broker() const { return broker_; }
+  int broker_pid() const { return broker_pid_; }
+  int stage_pid(const std::string& id) const { return stage_pids_.at(id); }
+
+  nlohmann::json status() {
+    lb::BrokerClient c(broker_);
+    lb::wire::StatusReply r;
+    lb::wire::decode(c.ask(lb::wire::encode(lb::wire::StatusQuery{}), std::chrono::seconds(20)), r);
+    return nlohmann::json::parse(r.json);
+  }
+
+  // Waits until every stage holds its layers; throws with the logs when that does not happen.
+  nlohmann::json wait_serving(std::chrono::seconds timeout = std::chrono::seconds(120)) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      nlohmann::json j = status();
+      if (j["serving"].get<bool>()) return j;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::string logs = log("broker");
+    for (auto& [id, pid] : stage_pids_) logs += "\n--- " + id + "\n" + log(id);
+    throw std::runtime_error("cluster not serving in time:\n" + logs);
+  }
+
+  std::string log(const std::string& name) const {
+    std::ifstream in(dir_.file(name + ".log"));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+ private:
+  TempDir dir_;
+  std::string broker_;
+  int broker_pid_ = 0;
+  std::map<std::string, int> stage_pids_;
+};
+
+struct RemoteResult {
+  std::vector<int32_t> prompt_tokens;
+  std::vector<int32_t> tokens;
+  std::string text;
+  std::string reason;
+};
+
+// One request through the broker, greedy unless the message says otherwise.
+inline RemoteResult generate_remote(const std::string& broker, const lb::wire::Generate& g) {
+  lb::BrokerClient c(broker);
+  c.send(lb::wire::encode(g));
+  RemoteResult r;
+  for (;;) {
+    lb::wire::Envelope env = c.receive(std::chrono::seconds(120));
+    if (env.type() == "accepted") {
+      lb::wire::Accepted m;
+      lb::wire::decode(env, m);
+      r.prompt_tokens = m.prompt_tokens;
+    } else if (env.type() == "done") {
+      lb::wire::Done m;
+      lb::wire::decode(env, m);
+      r.tokens = m.tokens;
+      r.text = m.text;
+      r.reason = m.reason;
+      return r;
+    } else if (env.type() == "error") {
+      lb::wire::ErrorMsg m;
+      lb::wire::decode(env, m);
+      throw std::runtime_error("broker error: " + m.msg);
+    }
+  }
+}
+
+}  // namespace lbtest

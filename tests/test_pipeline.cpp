@@ -1,0 +1,249 @@
+// The pipeline with real processes on 127.0.0.1: the same tokens as one process (and as
+// llama.cpp), the layer split by memory ratio, stage memory holding only its own layers,
+// concurrent clients, and bad input that is rejected while the processes keep serving.
+#include <filesystem>
+#include <future>
+
+#include "cluster.hpp"
+#include "model/generate.hpp"
+#include "net/sockets.hpp"
+#include "synth/synth.hpp"
+#include "sys/memory.hpp"
+#include "tokenizer/tokenizer.hpp"
+
+namespace {
+
+using lbtest::Cluster;
+using lbtest::StageSpec;
+
+// Greedy tokens from one process, the reference every pipeline must reproduce.
+std::vector<int32_t> local_greedy(const std::string& model, const std::string& prompt, int64_t n) {
+  auto file = std::make_shared<lb::GgufFile>(model);
+  lb::Tokenizer tok(*file);
+  lb::ModelWeights w(file, 0, lb::read_hparams(*file).n_layers);
+  lb::ThreadPool pool(1);
+  lb::RangeRunner runner(w, pool, 2048);
+  lb::GenerateOptions opt;
+  opt.n_predict = n;
+  std::vector<int32_t> out;
+  lb::generate(
+      runner, tok.encode(prompt, true), opt, [&](int32_t id) { return tok.is_end_of_generation(id); },
+      [&](const lb::GeneratedToken& t) {
+        out.push_back(t.id);
+        return true;
+      });
+  return out;
+}
+
+std::vector<StageSpec> unequal_stages(size_t n) {
+  const char* budgets[] = {"1GiB", "2GiB", "3GiB", "1536MiB", "2560MiB"};
+  std::vector<StageSpec> s;
+  for (size_t i = 0; i < n; ++i) s.push_back({"s" + std::to_string(i + 1), budgets[i]});
+  return s;
+}
+
+lb::wire::Generate greedy(const std::string& prompt, uint32_t n) {
+  lb::wire::Generate g;
+  g.prompt = prompt;
+  g.n = n;
+  return g;
+}
+
+}  // namespace
+
+class PipelineGolden : public ::testing::TestWithParam<int> {};
+
+TEST_P(PipelineGolden, EveryGoldenCaseEqualsLlamaCppAndOneProcess) {
+  LB_REQUIRE_SHARED(shared);
+  for (const std::string name : {"stories260K", "TinyStories-656K-Q8_0"}) {
+    const std::string model = shared + "/models/" + name + ".gguf";
+    std::ifstream in(shared + "/models/golden/" + name + ".json");
+    const nlohmann::json golden = nlohmann::json::parse(in);
+    Cluster cluster(model, unequal_stages(size_t(GetParam())));
+    const nlohmann::json status = cluster.wait_serving();
+    for (const auto& c : golden["cases"]) {
+      const std::string prompt = c["prompt"];
+      SCOPED_TRACE(name + " with " + std::to_string(GetParam()) + " stages, prompt '" + prompt + "'");
+      const auto remote = lbtest::generate_remote(cluster.broker(), greedy(prompt, c["n_predict"]));
+      EXPECT_EQ(remote.prompt_tokens, c["prompt_tokens"].get<std::vector<int32_t>>());
+      EXPECT_EQ(remote.tokens, c["tokens"].get<std::vector<int32_t>>());
+      EXPECT_EQ(remote.text, c["text"].get<std::string>());
+      EXPECT_EQ(remote.tokens, local_greedy(model, prompt, c["n_predict"]));
+    }
+    std::printf("[pipeline] %s through %d stage(s): %s\n", name.c_str(), GetParam(),
+                status["plan"]["bar"].get<std::string>().c_str());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Stages, PipelineGolden, ::testing::Values(1, 2, 3, 5));
+
+TEST(Pipeline, MemoryRatioSplitAndResidentMemoryHoldsOnlyOwnLayers) {
+  lbtest::TempDir dir("split");
+  lb::SynthSpec spec;
+  spec.arch = "llama";
+  spec.dim = 768;
+  spec.n_layers = 24;
+  spec.n_heads = 12;
+  spec.n_kv_heads = 4;
+  spec.ffn = 2048;
+  spec.vocab = 1024;
+  spec.type = lb::GgmlType::Q8_0;
+  const std::string model = dir.file("split.gguf");
+  lb::write_synthetic_model(spec, model);
+
+  Cluster cluster(model, {{"a", "200MiB"}, {"b", "400MiB"}, {"c", "600MiB"}},
+                  {"--context", "256", "--max-sequences", "2"});
+  const nlohmann::json status = cluster.wait_serving();
+  std::map<std::string, std::pair<int, int>> layers;
+  for (const auto& n : status["nodes"]) layers[n["id"]] = {n["layers"][0], n["layers"][1]};
+  EXPECT_EQ(layers["a"], std::make_pair(0, 4));
+  EXPECT_EQ(layers["b"], std::make_pair(4, 12));
+  EXPECT_EQ(layers["c"], std::make_pair(12, 24));
+
+  // A stage's own overhead: the resident memory of one that holds no layers (its broker is absent).
+  const int idle = lbtest::spawn_logged({lbtest::bin_path("layerbus-stage"), "--broker", "tcp://127.0.0.1:1",
+                                         "--memory", "1GiB", "--threads", "1"},
+                                        dir.file("idle.log"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const uint64_t baseline = lb::resident_bytes_of(idle).value_or(0);
+  lbtest::stop_pid(idle);
+  ASSERT_GT(baseline, 0u);
+
+  // Resident memory = what the stage holds + that overhead, within 2 MiB + 2%: less than one
+  // layer, so holding even one layer more (or fewer) than assigned fails.
+  auto file = std::make_shared<lb::GgufFile>(model);
+  const lb::ModelSizes sizes = lb::model_sizes(*file, lb::read_hparams(*file));
+  const uint64_t layer = sizes.layer_bytes[0];
+  for (const auto& s : status["plan"]["stages"]) {
+    const std::string id = s["node"];
+    uint64_t held = 0;
+    for (int l = s["begin"]; l < s["end"].get<int>(); ++l) held += sizes.layer_bytes[size_t(l)];
+    if (s["embedding"].get<bool>()) held += sizes.embedding_bytes;
+    if (s["head"].get<bool>()) held += sizes.head_bytes;
+    const uint64_t rss = lb::resident_bytes_of(cluster.stage_pid(id)).value_or(0);
+    const double tolerance = 2.0 * 1048576 + 0.02 * double(held);
+    ASSERT_LT(tolerance, double(layer));
+    std::printf("[pipeline] stage %s: holds %.1f MiB, resident %.1f MiB, idle stage %.1f MiB (one layer %.1f MiB)\n",
+                id.c_str(), held / 1048576.0, rss / 1048576.0, baseline / 1048576.0, layer / 1048576.0);
+    EXPECT_NEAR(double(rss), double(held + baseline), tolerance) << id << " does not hold exactly its own layers";
+  }
+}
+
+TEST(Pipeline, EightConcurrentClientsGetTheirSingleRequestTokens) {
+  LB_REQUIRE_SHARED(shared);
+  const std::string model = shared + "/models/stories260K.gguf";
+  const std::vector<std::string> prompts = {"Once upon a time", "The little dog", "Lily and Ben",
+                                            "One day, a cat", "Tom had a red ball", "The sun was",
+                                            "A bird sang", "Mom said"};
+  Cluster cluster(model, unequal_stages(3));
+  cluster.wait_serving();
+  std::vector<std::future<lbtest::RemoteResult>> futures;
+  for (const std::string& p : prompts) {
+    futures.push_back(std::async(std::launch::async, [&, p] { return lbtest::generate_remote(cluster.broker(), greedy(p, 64)); }));
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_EQ(futures[i].get().tokens, local_greedy(model, prompts[i], 64)) << "prompt '" << prompts[i] << "'";
+  }
+}
+
+namespace {
+
+// Sends raw frames on the broker's control channel and returns the reply's type and error text.
+std::pair<std::string, std::string> ask_raw(const std::string& broker, const std::string& frame) {
+  lb::BrokerClient c(broker);
+  c.send(frame);
+  lb::wire::Envelope env = c.receive(std::chrono::seconds(10));
+  std::string msg;
+  if (env.type() == "error") {
+    lb::wire::ErrorMsg e;
+    lb::wire::decode(env, e);
+    msg = e.msg;
+  }
+  return {env.type(), msg};
+}
+
+// A valid message with one byte of the version changed.
+std::string with_version(uint32_t v) {
+  std::string m = lb::wire::encode(lb::wire::StatusQuery{});
+  const std::string key = std::string("\xa1v", 2);
+  const size_t at = m.find(key);
+  m[at + 2] = char(v);
+  return m;
+}
+
+}  // namespace
+
+TEST(Pipeline, BadInputIsRejectedAndProcessesKeepServing) {
+  LB_REQUIRE_SHARED(shared);
+  const std::string model = shared + "/models/stories260K.gguf";
+  Cluster cluster(model, unequal_stages(2), {"--max-message", "64KiB"}, {"--max-message", "64KiB"});
+  const nlohmann::json status = cluster.wait_serving();
+  const auto reference = lbtest::generate_remote(cluster.broker(), greedy("Once upon a time", 16)).tokens;
+
+  // Broker control channel: each bad message gets an error reply naming the problem.
+  auto [t1, e1] = ask_raw(cluster.broker(), std::string("\xc1\xff\x00garbage", 10));
+  EXPECT_EQ(t1, "error");
+  auto [t2, e2] = ask_raw(cluster.broker(), with_version(7));
+  EXPECT_EQ(t2, "error");
+  EXPECT_NE(e2.find("version"), std::string::npos) << e2;
+  lb::wire::Generate g = greedy("x", 1);
+  std::string unknown = lb::wire::encode(g);
+  unknown.replace(unknown.find("generate"), 8, "generat3");
+  auto [t3, e3] = ask_raw(cluster.broker(), unknown);
+  EXPECT_EQ(t3, "error");
+  EXPECT_NE(e3.find("generat3"), std::string::npos) << e3;
+  auto [t4, e4] = ask_raw(cluster.broker(), lb::wire::encode(lb::wire::Cancel{424242}));
+  EXPECT_EQ(t4, "error");
+  EXPECT_NE(e4.find("424242"), std::string::npos) << e4;
+  lb::wire::Generate big = greedy(std::string(70 * 1024, 'a'), 1);
+  auto [t5, e5] = ask_raw(cluster.broker(), lb::wire::encode(big));
+  EXPECT_EQ(t5, "error");
+  EXPECT_NE(e5.find("exceeds the limit"), std::string::npos) << e5;
+
+  // Stage data channel: a PUSH straight into the head stage's PULL and into the second's.
+  std::string head, second;
+  for (const auto& n : status["nodes"]) (n["layers"][0] == 0 ? head : second) = n["data"];
+  zmq::context_t ctx(1);
+  auto push_to = [&](const std::string& endpoint, const std::string& frame) {
+    zmq::socket_t s = lb::make_socket(ctx, zmq::socket_type::push, 1 << 20);
+    s.connect(endpoint);
+    lb::send_frame(s, frame);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  };
+  const uint64_t epoch = status["epoch"];
+  lb::wire::Step unknown_req;  // a request the stage never saw, at a position it cannot have
+  unknown_req.epoch = epoch;
+  unknown_req.id = 99;
+  unknown_req.seqs = {{777, 5, 1, std::nullopt}};
+  unknown_req.tokens = {1};
+  lb::wire::Step wrong_shape = unknown_req;  // activations of the wrong width for layer 1
+  wrong_shape.seqs = {{778, 0, 1, std::nullopt}};
+  wrong_shape.tokens.clear();
+  wrong_shape.rows = 1;
+  wrong_shape.dim = 3;
+  wrong_shape.data = lb::wire::pack_activations(std::vector<float>(3, 1.0f).data(), 3, lb::wire::DType::F32);
+  std::string bad_dtype = lb::wire::encode(wrong_shape);
+  bad_dtype[bad_dtype.find("\xa5" "dtype") + 6] = 9;
+  lb::wire::Step old_epoch = unknown_req;
+  old_epoch.epoch = epoch + 5;
+  push_to(head, "not msgpack at all");
+  push_to(head, with_version(9));
+  push_to(head, lb::wire::encode(unknown_req));
+  push_to(head, lb::wire::encode(old_epoch));
+  push_to(second, lb::wire::encode(wrong_shape));
+  push_to(second, bad_dtype);
+  push_to(second, std::string(80 * 1024, '\x90'));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+
+  const std::string head_log = cluster.log("s1") + cluster.log("s2");
+  for (const char* expected : {"rejected data message", "version", "starts at position 5", "epoch", "rows of 3 values",
+                               "dtype", "exceeds the limit"}) {
+    EXPECT_NE(head_log.find(expected), std::string::npos)
+        << "no logged error mentioning '" << expected << "' in the stage logs:\n" << head_log;
+  }
+  const std::string broker_log = cluster.log("broker");
+  EXPECT_NE(broker_log.find("reports an error"), std::string::npos) << "stages did not report their errors";
+
+  // Everyone still serves, and still gives the same tokens.
+  EXPECT_EQ(lbtest::generate_remote(cluster.broker(), greedy("Once upon a time", 16)).tokens, reference);
+}
