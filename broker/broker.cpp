@@ -20,16 +20,6 @@ void on_signal(int) { g_stop = 1; }
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-// "tcp://0.0.0.0:5556" -> "tcp://HOST:5556", so stages get an address they can connect to.
-std::string connectable(const std::string& endpoint, const std::string& host) {
-  const std::string prefix = "tcp://";
-  if (endpoint.compare(0, prefix.size(), prefix) != 0) return endpoint;
-  const size_t colon = endpoint.rfind(':');
-  const std::string h = endpoint.substr(prefix.size(), colon - prefix.size());
-  if (h == "0.0.0.0" || h == "*" || h == "[::]") return prefix + host + endpoint.substr(colon);
-  return endpoint;
-}
-
 std::unique_ptr<ServedModel> open_model(const ModelEntry& e, const BrokerConfig& cfg) {
   auto m = std::make_unique<ServedModel>();
   m->entry = e;
@@ -87,8 +77,8 @@ Broker::Broker(BrokerConfig config)
   control_.set(zmq::sockopt::router_mandatory, 1);
   control_.bind(cfg_.control);
   collect_.bind(cfg_.collect);
-  collect_endpoint_ = connectable(last_endpoint(collect_), cfg_.advertise_host);
-  const std::string control_endpoint = connectable(last_endpoint(control_), cfg_.advertise_host);
+  collect_endpoint_ = with_host(last_endpoint(collect_), cfg_.advertise_host, true);
+  const std::string control_endpoint = with_host(last_endpoint(control_), cfg_.advertise_host, true);
   if (!cfg_.endpoint_file.empty()) {
     std::ofstream(cfg_.endpoint_file) << control_endpoint << "\n";
   }

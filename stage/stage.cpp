@@ -38,6 +38,7 @@ Stage::Stage(StageOptions opt)
   limits_.max_message_bytes = opt_.max_message_bytes;
   data_in_.bind(opt_.bind);
   data_endpoint_ = last_endpoint(data_in_);
+  if (!opt_.advertise.empty()) data_endpoint_ = with_host(data_endpoint_, opt_.advertise, false);
   if (opt_.node_id.empty()) opt_.node_id = host_name() + "-" + std::to_string(::getpid());
   control_.set(zmq::sockopt::routing_id, opt_.node_id);
   control_.connect(opt_.broker);

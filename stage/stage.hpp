@@ -18,6 +18,7 @@ namespace lb {
 struct StageOptions {
   std::string broker;  // control endpoint of the broker
   std::string bind;    // data endpoint to bind (port may be "*")
+  std::string advertise;  // host others use to reach bind, when it is not the bound one
   std::string node_id;
   int64_t order = 0;  // chain position the broker gives this node: lower first
   std::string model;   // local model file, may be empty

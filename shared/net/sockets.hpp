@@ -14,6 +14,10 @@ zmq::socket_t make_socket(zmq::context_t& ctx, zmq::socket_type type, size_t max
 // The endpoint a socket is actually bound to (resolves "tcp://host:*" to the chosen port).
 std::string last_endpoint(zmq::socket_t& s);
 
+// The endpoint with its host replaced ("tcp://0.0.0.0:5556" -> "tcp://HOST:5556"): what other
+// machines connect to. With only_wildcard, a concrete host is left as it is.
+std::string with_host(const std::string& endpoint, const std::string& host, bool only_wildcard);
+
 // Sends one frame; returns false when ZeroMQ could not route it (a ROUTER peer that is gone).
 bool send_frame(zmq::socket_t& s, const std::string& bytes, bool more = false);
 
