@@ -19,6 +19,7 @@
 #include "cluster_state.hpp"
 #include "commands.hpp"
 #include "compute/thread_pool.hpp"
+#include "sys/process.hpp"
 #include "util/bytes.hpp"
 
 namespace lb::client {
@@ -36,48 +37,6 @@ struct UpArgs {
 };
 
 fs::path exe_dir() { return fs::read_symlink("/proc/self/exe").parent_path(); }
-
-// Starts a program with stdout and stderr going to log; returns its pid.
-int spawn(const std::vector<std::string>& argv, const std::string& log) {
-  const pid_t pid = ::fork();
-  if (pid < 0) throw Error("cannot start " + argv[0] + ": fork failed");
-  if (pid == 0) {
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-    }
-    ::setpgid(0, 0);  // Ctrl-C in the terminal reaches `up`, which stops its children in order
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execv(args[0], args.data());
-    std::perror(("exec " + argv[0]).c_str());
-    ::_exit(127);
-  }
-  return pid;
-}
-
-bool alive(int pid) { return ::kill(pid, 0) == 0; }
-
-// SIGTERM, then SIGKILL for what is still running after a grace period.
-void stop_all(const std::vector<int>& pids) {
-  for (int pid : pids) ::kill(pid, SIGTERM);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  for (int pid : pids) {
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (::waitpid(pid, nullptr, WNOHANG) != 0 || !alive(pid)) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    if (alive(pid)) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-  }
-}
 
 std::string tail(const std::string& path, size_t lines) {
   std::ifstream in(path);
@@ -101,7 +60,7 @@ std::vector<std::string> split_commas(const std::string& s) {
 
 int run_up(const UpArgs& a) {
   const std::string state_path = a.state.empty() ? default_state_path() : a.state;
-  if (auto old = read_cluster_state(state_path); old && alive(old->up_pid)) {
+  if (auto old = read_cluster_state(state_path); old && process_alive(old->up_pid)) {
     throw Error("a cluster started by `layerbus up` (pid " + std::to_string(old->up_pid) +
                 ") is running; stop it with `layerbus down` or use --state");
   }
@@ -127,19 +86,19 @@ int run_up(const UpArgs& a) {
 
   std::vector<int> pids;
   const std::string model = fs::absolute(a.model).string();
-  pids.push_back(spawn({(bin / "layerbus-broker").string(), "--control",
+  pids.push_back(spawn_process({(bin / "layerbus-broker").string(), "--control",
                         a.control.empty() ? "tcp://127.0.0.1:*" : a.control, "--collect", "tcp://127.0.0.1:*",
                         "--model", model, "--min-stages", std::to_string(a.stages), "--strategy", a.strategy,
                         "--context", std::to_string(a.context), "--max-sequences", std::to_string(a.max_sequences),
                         "--dtype", a.dtype, "--endpoint-file", endpoint_file},
-                       (fs::path(log_dir) / "broker.log").string()));
+                       (fs::path(log_dir) / "broker.log").string(), true));
   std::string broker;
   try {
     const auto started_by = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (broker.empty()) {
       std::ifstream(endpoint_file) >> broker;
       if (!broker.empty()) break;
-      if (!alive(pids[0]) || ::waitpid(pids[0], nullptr, WNOHANG) != 0 || std::chrono::steady_clock::now() > started_by) {
+      if (!process_alive(pids[0]) || std::chrono::steady_clock::now() > started_by) {
         throw Error("the broker did not start:\n" + tail((fs::path(log_dir) / "broker.log").string(), 10));
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -147,10 +106,10 @@ int run_up(const UpArgs& a) {
     const int threads = a.threads > 0 ? a.threads : default_thread_count();
     for (int i = 0; i < a.stages; ++i) {
       const std::string id = "stage-" + std::to_string(i + 1);
-      pids.push_back(spawn({(bin / "layerbus-stage").string(), "--broker", broker, "--memory", budgets[size_t(i)],
+      pids.push_back(spawn_process({(bin / "layerbus-stage").string(), "--broker", broker, "--memory", budgets[size_t(i)],
                             "--model", model, "--node-id", id, "--order", std::to_string(i), "--threads",
                             std::to_string(threads)},
-                           (fs::path(log_dir) / (id + ".log")).string()));
+                           (fs::path(log_dir) / (id + ".log")).string(), true));
     }
     // Wait until every stage has loaded its layers.
     BrokerClient client(broker);
@@ -173,13 +132,13 @@ int run_up(const UpArgs& a) {
       }
       if (j.contains("plan_error")) throw Error("no plan: " + j["plan_error"].get<std::string>());
       for (int pid : pids) {
-        if (::waitpid(pid, nullptr, WNOHANG) != 0) throw Error("a process of the cluster exited early (see " + log_dir + ")");
+        if (!process_alive(pid)) throw Error("a process of the cluster exited early (see " + log_dir + ")");
       }
       if (std::chrono::steady_clock::now() > deadline) throw Error("the stages did not get ready in time (see " + log_dir + ")");
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   } catch (...) {
-    stop_all(pids);
+    stop_processes(pids);
     throw;
   }
   write_cluster_state(state_path, ClusterState{int(::getpid()), broker, pids, log_dir});
@@ -193,7 +152,7 @@ int run_up(const UpArgs& a) {
     if (sig == SIGINT || sig == SIGTERM) break;
     if (sig == SIGCHLD) {
       bool died = false;
-      for (int pid : pids) died |= ::waitpid(pid, nullptr, WNOHANG) == pid;
+      for (int pid : pids) died |= !process_alive(pid);
       if (died) {
         std::fprintf(stderr, "layerbus up: a process of the cluster exited; stopping the rest (see %s)\n", log_dir.c_str());
         exit_code = 1;
@@ -201,7 +160,7 @@ int run_up(const UpArgs& a) {
       }
     }
   }
-  stop_all(pids);
+  stop_processes(pids);
   fs::remove(state_path);
   std::printf("cluster stopped\n");
   return exit_code;
@@ -237,19 +196,19 @@ void add_down(CLI::App& app) {
     const std::string path = state->empty() ? default_state_path() : *state;
     auto s = read_cluster_state(path);
     if (!s) throw Error("no cluster recorded at " + path);
-    if (alive(s->up_pid)) {
+    if (process_alive(s->up_pid)) {
       ::kill(s->up_pid, SIGTERM);
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-      while (alive(s->up_pid) && std::chrono::steady_clock::now() < deadline) {
+      while (process_alive(s->up_pid) && std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
     }
     // Whatever `up` could not stop (it was killed, say) is stopped here.
     std::vector<int> left;
     for (int pid : s->pids) {
-      if (alive(pid)) left.push_back(pid);
+      if (process_alive(pid)) left.push_back(pid);
     }
-    stop_all(left);
+    stop_processes(left);
     fs::remove(path);
     std::printf("cluster stopped\n");
   });

@@ -2,11 +2,6 @@
 // Real broker and stage processes on 127.0.0.1 for multi-process tests. Every endpoint binds a
 // port the kernel picks, so parallel runs never collide; every process started here is stopped
 // here, by its pid (SIGTERM, then SIGKILL).
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -14,6 +9,7 @@
 #include <thread>
 
 #include "net/broker_client.hpp"
+#include "sys/process.hpp"
 #include "test_support.hpp"
 
 namespace lbtest {
@@ -24,32 +20,6 @@ struct StageSpec {
   bool with_model = true;
   int threads = 1;
 };
-
-inline int spawn_logged(const std::vector<std::string>& argv, const std::string& log) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
-inline void stop_pid(int pid) {
-  if (pid <= 0) return;
-  ::kill(pid, SIGTERM);
-  for (int i = 0; i < 250; ++i) {
-    if (::waitpid(pid, nullptr, WNOHANG) == pid) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
-}
 
 class Cluster {
  public:
@@ -63,7 +33,7 @@ class Cluster {
                                      "--min-stages", std::to_string(stages.size()), "--endpoint-file",
                                      endpoint_file, "--heartbeat-ms", "200", "--log-level", "debug"};
     argv.insert(argv.end(), broker_args.begin(), broker_args.end());
-    broker_pid_ = spawn_logged(argv, dir_.file("broker.log"));
+    broker_pid_ = lb::spawn_process(argv, dir_.file("broker.log"));
     for (int i = 0; i < 500 && broker_.empty(); ++i) {
       std::ifstream(endpoint_file) >> broker_;
       if (broker_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -77,13 +47,15 @@ class Cluster {
                                     "--heartbeat-ms", "200"};
       if (s.with_model) a.insert(a.end(), {"--model", model});
       a.insert(a.end(), stage_args.begin(), stage_args.end());
-      stage_pids_[s.id] = spawn_logged(a, dir_.file(s.id + ".log"));
+      stage_pids_[s.id] = lb::spawn_process(a, dir_.file(s.id + ".log"));
     }
   }
 
   ~Cluster() {
-    for (auto& [id, pid] : stage_pids_) stop_pid(pid);
-    stop_pid(broker_pid_);
+    std::vector<int> pids;
+    for (auto& [id, pid] : stage_pids_) pids.push_back(pid);
+    lb::stop_processes(pids, std::chrono::seconds(5));
+    lb::stop_processes({broker_pid_}, std::chrono::seconds(5));
   }
 
   const std::string& broker() const { return broker_; }

@@ -9,6 +9,7 @@
 #include "net/sockets.hpp"
 #include "synth/synth.hpp"
 #include "sys/memory.hpp"
+#include "sys/process.hpp"
 #include "tokenizer/tokenizer.hpp"
 
 namespace {
@@ -101,12 +102,12 @@ TEST(Pipeline, MemoryRatioSplitAndResidentMemoryHoldsOnlyOwnLayers) {
   EXPECT_EQ(layers["c"], std::make_pair(12, 24));
 
   // A stage's own overhead: the resident memory of one that holds no layers (its broker is absent).
-  const int idle = lbtest::spawn_logged({lbtest::bin_path("layerbus-stage"), "--broker", "tcp://127.0.0.1:1",
+  const int idle = lb::spawn_process({lbtest::bin_path("layerbus-stage"), "--broker", "tcp://127.0.0.1:1",
                                          "--memory", "1GiB", "--threads", "1"},
                                         dir.file("idle.log"));
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   const uint64_t baseline = lb::resident_bytes_of(idle).value_or(0);
-  lbtest::stop_pid(idle);
+  lb::stop_processes({idle});
   ASSERT_GT(baseline, 0u);
 
   // Resident memory = what the stage holds + that overhead, within 2 MiB + 2%: less than one
