@@ -71,7 +71,7 @@ int run_generate(const GenerateArgs& a) {
       report.decode_steps = int64_t(m.decode_steps);
       report.stop_reason = m.reason;
       if (a.json) {
-        std::cout << to_json(report).dump() << std::endl;
+        std::cout << dump(to_json(report)) << std::endl;
       } else {
         // Text held back until the end (an unfinished character or stop-string prefix).
         std::cout << (printed < m.text.size() ? m.text.substr(printed) : "") << std::endl;

@@ -72,7 +72,7 @@ void run(const RunArgs& a) {
   report.decode_steps = stats.decode_steps;
   nlohmann::json j = to_json(report);
   j["threads"] = pool.size();
-  std::cout << j.dump() << std::endl;
+  std::cout << dump(j) << std::endl;
 }
 
 }  // namespace

@@ -17,6 +17,12 @@ struct GenerationReport {
   std::vector<std::vector<std::pair<int32_t, float>>> top;  // alternatives per token, when asked
 };
 
+// Generated text need not be valid UTF-8 (a model may emit a lone byte token): such bytes print
+// as U+FFFD instead of failing the whole report.
+inline std::string dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 inline nlohmann::json to_json(const GenerationReport& r) {
   nlohmann::json j;
   j["prompt_tokens"] = r.prompt_tokens;

@@ -1,0 +1,165 @@
+// Pipeline speed on this machine over tcp://127.0.0.1, every figure from the same run:
+//  - single-stream decode tokens/s through 1, 2 and 3 stages, as a ratio to `layerbus run`;
+//  - aggregate tokens/s for 1, 2, 4 and 8 concurrent streams through 2 stages;
+//  - time per hop (message in to message out, compute excluded), from a model so small that
+//    compute is negligible: (per-token time through k stages - per-token time in one process) / (k + 1)
+//    hops (broker -> stage 1 -> ... -> stage k -> broker).
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "bench_models.hpp"
+#include "net/broker_client.hpp"
+#include "sys/process.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+const std::string kBin = LAYERBUS_BIN_DIR;
+
+std::string log_dir() {
+  const std::string dir = lbbench::bench_dir() + "/logs";
+  fs::create_directories(dir);
+  return dir;
+}
+
+struct Cluster {
+  std::string broker;
+  std::vector<int> pids;
+  ~Cluster() { lb::stop_processes(pids, std::chrono::seconds(5)); }
+};
+
+std::unique_ptr<Cluster> start(const std::string& model, int stages, int max_seqs) {
+  auto c = std::make_unique<Cluster>();
+  const std::string dir = log_dir();
+  const std::string ep = dir + "/broker.endpoint";
+  fs::remove(ep);
+  c->pids.push_back(lb::spawn_process({kBin + "/layerbus-broker", "--control", "tcp://127.0.0.1:*", "--collect",
+                                       "tcp://127.0.0.1:*", "--model", model, "--min-stages", std::to_string(stages),
+                                       "--context", "512", "--max-sequences", std::to_string(max_seqs),
+                                       "--endpoint-file", ep, "--log-level", "warn"},
+                                      dir + "/broker.log"));
+  while (c->broker.empty()) {
+    std::ifstream(ep) >> c->broker;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  for (int i = 0; i < stages; ++i) {
+    c->pids.push_back(lb::spawn_process({kBin + "/layerbus-stage", "--broker", c->broker, "--memory", "8GiB",
+                                         "--model", model, "--order", std::to_string(i), "--node-id",
+                                         "bench-" + std::to_string(i), "--threads", "2", "--log-level", "warn"},
+                                        dir + "/stage.log"));
+  }
+  lb::BrokerClient client(c->broker);
+  for (;;) {
+    lb::wire::StatusReply r;
+    lb::wire::decode(client.ask(lb::wire::encode(lb::wire::StatusQuery{}), std::chrono::seconds(60)), r);
+    if (nlohmann::json::parse(r.json)["serving"].get<bool>()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return c;
+}
+
+struct Stream {
+  int64_t tokens = 0;
+  double decode_s = 0;
+  int64_t decode_steps = 0;
+};
+
+Stream generate(const std::string& broker, const std::string& prompt, uint32_t n) {
+  lb::BrokerClient c(broker);
+  lb::wire::Generate g;
+  g.prompt = prompt;
+  g.n = n;
+  c.send(lb::wire::encode(g));
+  for (;;) {
+    lb::wire::Envelope env = c.receive(std::chrono::seconds(600));
+    if (env.type() == "done") {
+      lb::wire::Done d;
+      lb::wire::decode(env, d);
+      return {int64_t(d.tokens.size()), d.decode_s, int64_t(d.decode_steps)};
+    }
+    if (env.type() == "error") throw std::runtime_error("generation failed");
+  }
+}
+
+// `layerbus run --json` in its own process, as a user would run it.
+double run_tps(const std::string& model, uint32_t n) {
+  const std::string out = log_dir() + "/run.json";
+  fs::remove(out);
+  const int pid = lb::spawn_process({kBin + "/layerbus", "run", "--model", model, "--prompt", "Once upon a time",
+                                     "-n", std::to_string(n), "--threads", "2", "--ctx", "512", "--json"},
+                                    out);
+  while (lb::process_alive(pid)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::ifstream in(out);
+  return nlohmann::json::parse(in)["tokens_per_second"].get<double>();
+}
+
+}  // namespace
+
+int main() {
+  const std::string model = lbbench::tinyllama_shaped("q4_0");
+  const uint32_t n = 48;
+
+  std::printf("single stream, synthetic 1.1B Q4_0, %u tokens, 2 threads per process\n", n);
+  std::printf("%-22s %10s %10s\n", "", "tokens/s", "ratio");
+  const double base = run_tps(model, n);
+  std::printf("%-22s %10.2f %10s\n", "layerbus run", base, "1.00");
+  for (int stages : {1, 2, 3}) {
+    auto c = start(model, stages, 8);
+    generate(c->broker, "warm up", 4);
+    const Stream s = generate(c->broker, "Once upon a time", n);
+    const double tps = s.decode_steps / s.decode_s;
+    std::printf("%-22s %10.2f %10.3f\n", (std::to_string(stages) + " stage(s)").c_str(), tps, tps / base);
+  }
+  const double base_again = run_tps(model, n);
+  std::printf("%-22s %10.2f %10.3f   (drift check)\n", "layerbus run again", base_again, base_again / base);
+
+  std::printf("\nconcurrent streams through 2 stages\n%-10s %16s %10s\n", "streams", "aggregate tok/s", "vs 1");
+  {
+    auto c = start(model, 2, 8);
+    generate(c->broker, "warm up", 4);
+    double one = 0;
+    for (int streams : {1, 2, 4, 8}) {
+      const auto t0 = Clock::now();
+      std::vector<std::future<Stream>> fs;
+      for (int i = 0; i < streams; ++i) {
+        fs.push_back(std::async(std::launch::async, [&, i] { return generate(c->broker, "Story " + std::to_string(i), n); }));
+      }
+      int64_t tokens = 0;
+      for (auto& f : fs) tokens += f.get().tokens;
+      const double tps = double(tokens) / std::chrono::duration<double>(Clock::now() - t0).count();
+      if (streams == 1) one = tps;
+      std::printf("%-10d %16.2f %10.2f\n", streams, tps, tps / one);
+    }
+  }
+
+  std::printf("\ntime per hop (tiny model: compute is negligible)\n");
+  lb::SynthSpec tiny;
+  tiny.arch = "llama";
+  tiny.dim = 64;
+  tiny.n_layers = 6;
+  tiny.n_heads = 4;
+  tiny.n_kv_heads = 2;
+  tiny.ffn = 128;
+  tiny.vocab = 512;
+  tiny.type = lb::GgmlType::F32;
+  const std::string tiny_path = lbbench::bench_dir() + "/tiny.gguf";
+  lb::write_synthetic_model(tiny, tiny_path);
+  const uint32_t tn = 400;
+  const double tiny_run = 1.0 / run_tps(tiny_path, tn);
+  std::printf("%-10s %16s %14s\n", "stages", "us per token", "us per hop");
+  std::printf("%-10s %16.1f %14s\n", "run", tiny_run * 1e6, "-");
+  for (int stages : {1, 2, 3}) {
+    auto c = start(tiny_path, stages, 8);
+    generate(c->broker, "warm up", 4);
+    const Stream s = generate(c->broker, "a", tn);
+    const double per_token = s.decode_s / s.decode_steps;
+    std::printf("%-10d %16.1f %14.1f\n", stages, per_token * 1e6, (per_token - tiny_run) / (stages + 1) * 1e6);
+  }
+  return 0;
+}
