@@ -152,14 +152,24 @@ int main() {
   lb::write_synthetic_model(tiny, tiny_path);
   const uint32_t tn = 400;
   const double tiny_run = 1.0 / run_tps(tiny_path, tn);
-  std::printf("%-10s %16s %14s\n", "stages", "us per token", "us per hop");
-  std::printf("%-10s %16.1f %14s\n", "run", tiny_run * 1e6, "-");
+  std::printf("%-10s %16s %22s %26s\n", "stages", "us per token", "us per hop (end to end)",
+              "us in a stage, no compute");
+  std::printf("%-10s %16.1f %22s %26s\n", "run", tiny_run * 1e6, "-", "-");
   for (int stages : {1, 2, 3}) {
     auto c = start(tiny_path, stages, 8);
     generate(c->broker, "warm up", 4);
     const Stream s = generate(c->broker, "a", tn);
     const double per_token = s.decode_s / s.decode_steps;
-    std::printf("%-10d %16.1f %14.1f\n", stages, per_token * 1e6, (per_token - tiny_run) / (stages + 1) * 1e6);
+    // The stages' own figure (message in to message out, compute excluded), from their heartbeats.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    lb::BrokerClient client(c->broker);
+    lb::wire::StatusReply r;
+    lb::wire::decode(client.ask(lb::wire::encode(lb::wire::StatusQuery{}), std::chrono::seconds(10)), r);
+    double inside = 0;
+    const nlohmann::json j = nlohmann::json::parse(r.json);
+    for (const auto& n : j["nodes"]) inside += n["overhead_us"].get<double>() / double(j["nodes"].size());
+    std::printf("%-10d %16.1f %22.1f %26.1f\n", stages, per_token * 1e6, (per_token - tiny_run) / (stages + 1) * 1e6,
+                inside);
   }
   return 0;
 }

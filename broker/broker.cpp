@@ -257,6 +257,7 @@ void Broker::maybe_plan() {
     a.end = s.layer_end;
     a.n_layers = m.hp.n_layers;
     a.model = {m.entry.name, m.entry.path, m.file->file_size(), m.file->digest()};
+    a.upstream = i == 0 ? "broker" : nodes_[plan_->stages[i - 1].node_id].info.data;
     a.downstream = i + 1 < plan_->stages.size() ? nodes_[plan_->stages[i + 1].node_id].info.data : collect_endpoint_;
     a.ctx = cfg_.context;
     a.seqs = uint32_t(cfg_.max_sequences);
@@ -514,6 +515,8 @@ std::string Broker::status_json() const {
                      {"rss", n.last_heartbeat.rss},
                      {"compute", n.info.compute},
                      {"threads", n.info.threads},
+                     {"batches", n.last_heartbeat.batches},
+                     {"overhead_us", n.last_heartbeat.overhead_us},
                      {"data", n.info.data},
                      {"state", n.lost ? "lost" : n.ready ? "ready" : "registered"}};
     if (!n.error.empty()) e["error"] = n.error;

@@ -26,6 +26,9 @@ int main(int argc, char** argv) {
   app.add_option("--max-message", max_message, "Largest message accepted, e.g. 64MiB");
   app.add_option("--heartbeat-ms", heartbeat_ms, "Heartbeat interval");
   app.add_option("--node-timeout-ms", node_timeout_ms, "Silence after which a stage counts as lost");
+  std::vector<std::string> caps, excludes;
+  app.add_option("--cap", caps, "Plan at most SIZE on a node: ID=SIZE (repeatable; config: nodes.ID.cap)");
+  app.add_option("--exclude", excludes, "Give a node no layers (repeatable; config: nodes.ID.exclude)");
   app.add_option("--endpoint-file", endpoint_file, "Write the bound control endpoint to this file");
   app.add_option("--log-level", log_level, "trace | debug | info | warn | error");
   CLI11_PARSE(app, argc, argv);
@@ -45,6 +48,12 @@ int main(int argc, char** argv) {
     if (node_timeout_ms) cfg.node_timeout_ms = *node_timeout_ms;
     if (endpoint_file) cfg.endpoint_file = *endpoint_file;
     if (!log_level.empty()) cfg.log_level = log_level;
+    for (const std::string& c : caps) {
+      const size_t eq = c.find('=');
+      if (eq == std::string::npos || eq == 0) throw lb::Error("--cap takes ID=SIZE, got '" + c + "'");
+      cfg.nodes[c.substr(0, eq)].cap = lb::parse_bytes(c.substr(eq + 1));
+    }
+    for (const std::string& id : excludes) cfg.nodes[id].exclude = true;
     if (!model.empty()) {
       const bool named = std::any_of(cfg.models.begin(), cfg.models.end(),
                                      [&](const lb::ModelEntry& m) { return m.name == model; });

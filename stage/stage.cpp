@@ -105,6 +105,8 @@ void Stage::heartbeat() {
   hb.weights = weights_ ? weights_->bytes() : 0;
   hb.kv = runner_ ? runner_->kv().bytes() : 0;
   hb.budget = opt_.memory_budget;
+  hb.batches = batches_;
+  hb.overhead_us = batches_ > 0 ? overhead_seconds_ / double(batches_) * 1e6 : 0.0;
   send_control(wire::encode(hb));
 }
 
@@ -177,6 +179,9 @@ void Stage::on_assign(const wire::Assign& a) {
 }
 
 void Stage::on_data(std::vector<std::string> frames) {
+  const auto t_in = std::chrono::steady_clock::now();
+  compute_seconds_ = 0;
+  uint64_t batches = 0;
   std::vector<wire::Step> steps;
   for (const std::string& f : frames) {
     try {
@@ -213,7 +218,13 @@ void Stage::on_data(std::vector<std::string> frames) {
       // One bad message must not fail its neighbours: run them one by one to find it.
       for (auto& s : batch) run_batch({s}, true);
     }
+    ++batches;
     i = j;
+  }
+  if (batches > 0) {
+    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_in).count();
+    overhead_seconds_ += total - compute_seconds_;
+    batches_ += batches;
   }
 }
 
@@ -244,7 +255,9 @@ bool Stage::run_batch(const std::vector<wire::Step>& steps, bool report_errors) 
     }
     if (!weights_->has_head()) in.want_logits.clear();
     StepOutput out;
+    const auto t0 = std::chrono::steady_clock::now();
     runner_->step(in, out);
+    compute_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     emit(steps, out);
     return true;
   } catch (const Error& e) {

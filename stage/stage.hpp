@@ -62,6 +62,11 @@ class Stage {
   std::shared_ptr<GgufFile> file_;
   std::unique_ptr<ModelWeights> weights_;
   std::unique_ptr<RangeRunner> runner_;
+
+  // Time from message in to message out, compute excluded: the cost of a hop inside a stage.
+  uint64_t batches_ = 0;
+  double overhead_seconds_ = 0;
+  double compute_seconds_ = 0;  // of the data currently being handled
 };
 
 }  // namespace lb

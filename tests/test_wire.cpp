@@ -394,6 +394,7 @@ Assign assign_msg() {
   m.end = 16;
   m.n_layers = 32;
   m.model = {"tiny", "/models/tiny.gguf", 123456789, "sha256:abc"};
+  m.upstream = "broker";
   m.downstream = "tcp://10.0.0.6:5601";
   m.ctx = 4096;
   m.seqs = 8;
@@ -405,7 +406,7 @@ Ready ready_msg() {
   return Ready{5, 8, 16, 1ull << 33, 1ull << 34};
 }
 Heartbeat heartbeat_msg() {
-  return Heartbeat{"node-a", 1, 2, 3, 4};
+  return Heartbeat{"node-a", 1, 2, 3, 4, 5, 6.5};
 }
 ErrorMsg error_msg(bool with_req) {
   ErrorMsg m;
@@ -631,6 +632,7 @@ TEST(WireRoundTrip, StageControl) {
   EXPECT_EQ(a.model.path, "/models/tiny.gguf");
   EXPECT_EQ(a.model.size, 123456789u);
   EXPECT_EQ(a.model.digest, "sha256:abc");
+  EXPECT_EQ(a.upstream, "broker");
   EXPECT_EQ(a.downstream, "tcp://10.0.0.6:5601");
   EXPECT_EQ(a.ctx, 4096);
   EXPECT_EQ(a.seqs, 8u);
@@ -647,6 +649,8 @@ TEST(WireRoundTrip, StageControl) {
 
   const Heartbeat h = round_trip(heartbeat_msg());
   EXPECT_EQ(h.node, "node-a");
+  EXPECT_EQ(h.batches, 5u);
+  EXPECT_EQ(h.overhead_us, 6.5);
   EXPECT_EQ(h.rss, 1u);
   EXPECT_EQ(h.weights, 2u);
   EXPECT_EQ(h.kv, 3u);

@@ -364,7 +364,7 @@ std::string encode(const Register& m) {
 }
 
 std::string encode(const Assign& m) {
-  Writer w(type_of<Assign>(), 9);
+  Writer w(type_of<Assign>(), 10);
   w.u64("epoch", m.epoch);
   w.i64("begin", m.begin);
   w.i64("end", m.end);
@@ -375,6 +375,7 @@ std::string encode(const Assign& m) {
   w.str("path", m.model.path);
   w.u64("size", m.model.size);
   w.str("digest", m.model.digest);
+  w.str("upstream", m.upstream);
   w.str("downstream", m.downstream);
   w.i64("ctx", m.ctx);
   w.u64("seqs", m.seqs);
@@ -399,12 +400,14 @@ std::string encode(const Release& m) {
 }
 
 std::string encode(const Heartbeat& m) {
-  Writer w(type_of<Heartbeat>(), 5);
+  Writer w(type_of<Heartbeat>(), 7);
   w.str("node", m.node);
   w.u64("rss", m.rss);
   w.u64("weights", m.weights);
   w.u64("kv", m.kv);
   w.u64("budget", m.budget);
+  w.u64("batches", m.batches);
+  w.f64("overhead_us", m.overhead_us);
   return w.take();
 }
 
@@ -685,6 +688,7 @@ void decode(const Envelope& e, Assign& out) {
   m.model.path = mm.str("path");
   m.model.size = mm.u64("size");
   m.model.digest = mm.str("digest");
+  m.upstream = r.str("upstream");
   m.downstream = r.str("downstream");
   m.ctx = r.i64("ctx", 0);
   m.seqs = r.u32("seqs");
@@ -722,6 +726,9 @@ void decode(const Envelope& e, Heartbeat& out) {
   m.weights = r.u64("weights");
   m.kv = r.u64("kv");
   m.budget = r.u64("budget");
+  m.batches = r.u64("batches");
+  m.overhead_us = r.f64("overhead_us");
+  check(m.overhead_us >= 0, r, "overhead_us", "must be >= 0");
   out = std::move(m);
 }
 

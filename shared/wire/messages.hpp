@@ -123,6 +123,7 @@ struct Assign {
   uint64_t epoch = 0;
   int64_t begin = 0, end = 0, n_layers = 0;
   ModelRef model;
+  std::string upstream;    // who feeds this stage: the predecessor's data endpoint, or "broker"
   std::string downstream;
   int64_t ctx = 0;
   uint32_t seqs = 0;
@@ -142,6 +143,8 @@ struct Release {
 struct Heartbeat {
   std::string node;
   uint64_t rss = 0, weights = 0, kv = 0, budget = 0;
+  uint64_t batches = 0;    // batches run so far
+  double overhead_us = 0;  // mean time per batch from message in to message out, compute excluded
 };
 
 struct ErrorMsg {
