@@ -4,16 +4,19 @@
 #include <memory>
 
 #include "cluster_state.hpp"
-#include "net/broker_client.hpp"
 #include "commands.hpp"
 #include "json_output.hpp"
+#include "net/broker_client.hpp"
+#include "sampling_flags.hpp"
 
 namespace lb::client {
 
 namespace {
 
 volatile std::sig_atomic_t g_interrupted = 0;
-void on_interrupt(int) { g_interrupted = 1; }
+void on_interrupt(int) {
+  g_interrupted = 1;
+}
 
 // How long to wait for the next message: the first may wait for stages to register and load.
 constexpr std::chrono::milliseconds kPoll{200};
@@ -22,8 +25,8 @@ constexpr std::chrono::seconds kPatience{600};
 struct GenerateArgs {
   std::string broker;
   wire::Generate req;
+  SamplingParams sampling;
   bool json = false;
-  int top_logprobs = 0;
 };
 
 int run_generate(const GenerateArgs& a) {
@@ -90,18 +93,23 @@ int run_generate(const GenerateArgs& a) {
 void add_generate(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate text through the broker's pipeline");
-  cmd->add_option("--broker", a->broker, "Broker control endpoint (default: $LAYERBUS_BROKER, the cluster `up` started, or tcp://127.0.0.1:5555)");
+  cmd->add_option("--broker", a->broker,
+                  "Broker control endpoint (default: $LAYERBUS_BROKER, the cluster `up` started, "
+                  "or tcp://127.0.0.1:5555)");
   cmd->add_option("--prompt", a->req.prompt, "Prompt text")->required();
   cmd->add_option("-n,--n-predict", a->req.n, "Tokens to generate")->capture_default_str();
-  cmd->add_option("--temp", a->req.temp, "Temperature (0 = greedy)");
-  cmd->add_option("--top-k", a->req.top_k, "Top-k (0 = off)");
-  cmd->add_option("--top-p", a->req.top_p, "Top-p (1 = off)");
-  cmd->add_option("--min-p", a->req.min_p, "Min-p (0 = off)");
-  cmd->add_option("--repeat-penalty", a->req.rep, "Repetition penalty (1 = off)");
-  cmd->add_option("--seed", a->req.seed, "Seed for sampling");
+  add_sampling_flags(cmd, a->sampling);
   cmd->add_option("--stop", a->req.stop, "Stop at this text (repeatable)");
-  cmd->add_flag("--json", a->json, "Print one JSON object (as `layerbus run --json`) instead of streaming");
+  cmd->add_flag("--json", a->json,
+                "Print one JSON object (as `layerbus run --json`) instead of streaming");
   cmd->callback([a] {
+    validate(a->sampling);
+    a->req.temp = a->sampling.temperature;
+    a->req.top_k = a->sampling.top_k;
+    a->req.top_p = a->sampling.top_p;
+    a->req.min_p = a->sampling.min_p;
+    a->req.rep = a->sampling.repeat_penalty;
+    a->req.seed = a->sampling.seed;
     const int code = run_generate(*a);
     if (code != 0) std::exit(code);
   });

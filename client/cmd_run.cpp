@@ -5,9 +5,10 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
-#include "json_output.hpp"
 #include "compute/thread_pool.hpp"
+#include "json_output.hpp"
 #include "model/generate.hpp"
+#include "sampling_flags.hpp"
 #include "tokenizer/stream_decoder.hpp"
 #include "tokenizer/tokenizer.hpp"
 
@@ -82,16 +83,15 @@ void add_run(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("run", "Generate text with a model in this one process");
   cmd->add_option("--model", a->model, "GGUF model file")->required()->check(CLI::ExistingFile);
   cmd->add_option("--prompt", a->prompt, "Prompt text")->required();
-  cmd->add_option("-n,--n-predict", a->n_predict, "Tokens to generate")->check(CLI::Range(int64_t(0), int64_t(1) << 24));
-  cmd->add_option("--temp", a->sampling.temperature, "Temperature (0 = greedy)");
-  cmd->add_option("--top-k", a->sampling.top_k, "Top-k (0 = off)");
-  cmd->add_option("--top-p", a->sampling.top_p, "Top-p (1 = off)");
-  cmd->add_option("--min-p", a->sampling.min_p, "Min-p (0 = off)");
-  cmd->add_option("--repeat-penalty", a->sampling.repeat_penalty, "Repetition penalty (1 = off)");
-  cmd->add_option("--seed", a->sampling.seed, "Seed for sampling");
-  cmd->add_option("--threads", a->threads, "Threads (default: the cores available)")->check(CLI::Range(1, 1024));
-  cmd->add_option("--ctx", a->ctx, "Context length (default: the model's)")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
-  cmd->add_option("--top-logprobs", a->top_logprobs, "With --json: alternatives per token")->check(CLI::Range(0, 100));
+  cmd->add_option("-n,--n-predict", a->n_predict, "Tokens to generate")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 24));
+  add_sampling_flags(cmd, a->sampling);
+  cmd->add_option("--threads", a->threads, "Threads (default: the cores available)")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--ctx", a->ctx, "Context length (default: the model's)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  cmd->add_option("--top-logprobs", a->top_logprobs, "With --json: alternatives per token")
+      ->check(CLI::Range(0, 100));
   cmd->add_flag("--json", a->json, "Print one JSON object instead of streaming text");
   cmd->callback([a] {
     validate(a->sampling);

@@ -17,8 +17,9 @@ namespace {
 using lbtest::Cluster;
 using lbtest::StageSpec;
 
-// Greedy tokens from one process, the reference every pipeline must reproduce.
-std::vector<int32_t> local_greedy(const std::string& model, const std::string& prompt, int64_t n) {
+// Tokens from one process, the reference every pipeline must reproduce (greedy by default).
+std::vector<int32_t> local_greedy(const std::string& model, const std::string& prompt, int64_t n,
+                                  const lb::SamplingParams& sampling = {}) {
   auto file = std::make_shared<lb::GgufFile>(model);
   lb::Tokenizer tok(*file);
   lb::ModelWeights w(file, 0, lb::read_hparams(*file).n_layers);
@@ -26,9 +27,11 @@ std::vector<int32_t> local_greedy(const std::string& model, const std::string& p
   lb::RangeRunner runner(w, pool, 2048);
   lb::GenerateOptions opt;
   opt.n_predict = n;
+  opt.sampling = sampling;
   std::vector<int32_t> out;
   lb::generate(
-      runner, tok.encode(prompt, true), opt, [&](int32_t id) { return tok.is_end_of_generation(id); },
+      runner, tok.encode(prompt, true), opt,
+      [&](int32_t id) { return tok.is_end_of_generation(id); },
       [&](const lb::GeneratedToken& t) {
         out.push_back(t.id);
         return true;
@@ -64,7 +67,8 @@ TEST_P(PipelineGolden, EveryGoldenCaseEqualsLlamaCppAndOneProcess) {
     const nlohmann::json status = cluster.wait_serving();
     for (const auto& c : golden["cases"]) {
       const std::string prompt = c["prompt"];
-      SCOPED_TRACE(name + " with " + std::to_string(GetParam()) + " stages, prompt '" + prompt + "'");
+      SCOPED_TRACE(name + " with " + std::to_string(GetParam()) + " stages, prompt '" + prompt +
+                   "'");
       const auto remote = lbtest::generate_remote(cluster.broker(), greedy(prompt, c["n_predict"]));
       EXPECT_EQ(remote.prompt_tokens, c["prompt_tokens"].get<std::vector<int32_t>>());
       EXPECT_EQ(remote.tokens, c["tokens"].get<std::vector<int32_t>>());
@@ -102,9 +106,9 @@ TEST(Pipeline, MemoryRatioSplitAndResidentMemoryHoldsOnlyOwnLayers) {
   EXPECT_EQ(layers["c"], std::make_pair(12, 24));
 
   // A stage's own overhead: the resident memory of one that holds no layers (its broker is absent).
-  const int idle = lb::spawn_process({lbtest::bin_path("layerbus-stage"), "--broker", "tcp://127.0.0.1:1",
-                                         "--memory", "1GiB", "--threads", "1"},
-                                        dir.file("idle.log"));
+  const int idle = lb::spawn_process({lbtest::bin_path("layerbus-stage"), "--broker",
+                                      "tcp://127.0.0.1:1", "--memory", "1GiB", "--threads", "1"},
+                                     dir.file("idle.log"));
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   const uint64_t baseline = lb::resident_bytes_of(idle).value_or(0);
   lb::stop_processes({idle});
@@ -124,26 +128,53 @@ TEST(Pipeline, MemoryRatioSplitAndResidentMemoryHoldsOnlyOwnLayers) {
     const uint64_t rss = lb::resident_bytes_of(cluster.stage_pid(id)).value_or(0);
     const double tolerance = 2.0 * 1048576 + 0.02 * double(held);
     ASSERT_LT(tolerance, double(layer));
-    std::printf("[pipeline] stage %s: holds %.1f MiB, resident %.1f MiB, idle stage %.1f MiB (one layer %.1f MiB)\n",
-                id.c_str(), held / 1048576.0, rss / 1048576.0, baseline / 1048576.0, layer / 1048576.0);
-    EXPECT_NEAR(double(rss), double(held + baseline), tolerance) << id << " does not hold exactly its own layers";
+    std::printf(
+        "[pipeline] stage %s: holds %.1f MiB, resident %.1f MiB, idle stage %.1f MiB (one layer "
+        "%.1f MiB)\n",
+        id.c_str(), held / 1048576.0, rss / 1048576.0, baseline / 1048576.0, layer / 1048576.0);
+    EXPECT_NEAR(double(rss), double(held + baseline), tolerance)
+        << id << " does not hold exactly its own layers";
   }
 }
 
 TEST(Pipeline, EightConcurrentClientsGetTheirSingleRequestTokens) {
   LB_REQUIRE_SHARED(shared);
   const std::string model = shared + "/models/stories260K.gguf";
-  const std::vector<std::string> prompts = {"Once upon a time", "The little dog", "Lily and Ben",
-                                            "One day, a cat", "Tom had a red ball", "The sun was",
-                                            "A bird sang", "Mom said"};
+  const std::vector<std::string> prompts = {
+      "Once upon a time",   "The little dog", "Lily and Ben", "One day, a cat",
+      "Tom had a red ball", "The sun was",    "A bird sang",  "Mom said"};
   Cluster cluster(model, unequal_stages(3));
   cluster.wait_serving();
   std::vector<std::future<lbtest::RemoteResult>> futures;
   for (const std::string& p : prompts) {
-    futures.push_back(std::async(std::launch::async, [&, p] { return lbtest::generate_remote(cluster.broker(), greedy(p, 64)); }));
+    futures.push_back(std::async(std::launch::async, [&, p] {
+      return lbtest::generate_remote(cluster.broker(), greedy(p, 64));
+    }));
   }
   for (size_t i = 0; i < prompts.size(); ++i) {
-    EXPECT_EQ(futures[i].get().tokens, local_greedy(model, prompts[i], 64)) << "prompt '" << prompts[i] << "'";
+    EXPECT_EQ(futures[i].get().tokens, local_greedy(model, prompts[i], 64))
+        << "prompt '" << prompts[i] << "'";
+  }
+}
+
+TEST(Pipeline, SeededSamplingEqualsOneProcess) {
+  LB_REQUIRE_SHARED(shared);
+  const std::string model = shared + "/models/TinyStories-656K-Q8_0.gguf";
+  Cluster cluster(model, unequal_stages(2));
+  cluster.wait_serving();
+  lb::SamplingParams p;
+  p.temperature = 0.9f;
+  p.repeat_penalty = 1.1f;
+  for (uint64_t seed : {1u, 7u, 12345u}) {
+    p.seed = seed;
+    lb::wire::Generate g = greedy("Once upon a time", 80);
+    g.temp = p.temperature;
+    g.rep = p.repeat_penalty;
+    g.seed = seed;
+    const auto remote = lbtest::generate_remote(cluster.broker(), g).tokens;
+    EXPECT_EQ(remote, local_greedy(model, "Once upon a time", 80, p)) << "seed " << seed;
+    EXPECT_EQ(remote, lbtest::generate_remote(cluster.broker(), g).tokens)
+        << "seed " << seed << " is not repeatable";
   }
 }
 
@@ -179,7 +210,8 @@ TEST(Pipeline, BadInputIsRejectedAndProcessesKeepServing) {
   const std::string model = shared + "/models/stories260K.gguf";
   Cluster cluster(model, unequal_stages(2), {"--max-message", "64KiB"}, {"--max-message", "64KiB"});
   const nlohmann::json status = cluster.wait_serving();
-  const auto reference = lbtest::generate_remote(cluster.broker(), greedy("Once upon a time", 16)).tokens;
+  const auto reference =
+      lbtest::generate_remote(cluster.broker(), greedy("Once upon a time", 16)).tokens;
 
   // Broker control channel: each bad message gets an error reply naming the problem.
   auto [t1, e1] = ask_raw(cluster.broker(), std::string("\xc1\xff\x00garbage", 10));
@@ -222,9 +254,12 @@ TEST(Pipeline, BadInputIsRejectedAndProcessesKeepServing) {
   wrong_shape.tokens.clear();
   wrong_shape.rows = 1;
   wrong_shape.dim = 3;
-  wrong_shape.data = lb::wire::pack_activations(std::vector<float>(3, 1.0f).data(), 3, lb::wire::DType::F32);
+  wrong_shape.data =
+      lb::wire::pack_activations(std::vector<float>(3, 1.0f).data(), 3, lb::wire::DType::F32);
   std::string bad_dtype = lb::wire::encode(wrong_shape);
-  bad_dtype[bad_dtype.find("\xa5" "dtype") + 6] = 9;
+  bad_dtype[bad_dtype.find("\xa5"
+                           "dtype") +
+            6] = 9;
   lb::wire::Step old_epoch = unknown_req;
   old_epoch.epoch = epoch + 5;
   push_to(head, "not msgpack at all");
@@ -237,14 +272,17 @@ TEST(Pipeline, BadInputIsRejectedAndProcessesKeepServing) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
 
   const std::string head_log = cluster.log("s1") + cluster.log("s2");
-  for (const char* expected : {"rejected data message", "version", "starts at position 5", "epoch", "rows of 3 values",
-                               "dtype", "exceeds the limit"}) {
+  for (const char* expected : {"rejected data message", "version", "starts at position 5", "epoch",
+                               "rows of 3 values", "dtype", "exceeds the limit"}) {
     EXPECT_NE(head_log.find(expected), std::string::npos)
-        << "no logged error mentioning '" << expected << "' in the stage logs:\n" << head_log;
+        << "no logged error mentioning '" << expected << "' in the stage logs:\n"
+        << head_log;
   }
   const std::string broker_log = cluster.log("broker");
-  EXPECT_NE(broker_log.find("reports an error"), std::string::npos) << "stages did not report their errors";
+  EXPECT_NE(broker_log.find("reports an error"), std::string::npos)
+      << "stages did not report their errors";
 
   // Everyone still serves, and still gives the same tokens.
-  EXPECT_EQ(lbtest::generate_remote(cluster.broker(), greedy("Once upon a time", 16)).tokens, reference);
+  EXPECT_EQ(lbtest::generate_remote(cluster.broker(), greedy("Once upon a time", 16)).tokens,
+            reference);
 }

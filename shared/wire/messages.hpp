@@ -123,7 +123,7 @@ struct Assign {
   uint64_t epoch = 0;
   int64_t begin = 0, end = 0, n_layers = 0;
   ModelRef model;
-  std::string upstream;    // who feeds this stage: the predecessor's data endpoint, or "broker"
+  std::string upstream;  // who feeds this stage: the predecessor's data endpoint, or "broker"
   std::string downstream;
   int64_t ctx = 0;
   uint32_t seqs = 0;
@@ -157,11 +157,11 @@ struct Bye {};
 
 // --- client <-> broker -----------------------------------------------------------------------
 
-struct Generate {
+struct Generate {  // sampling defaults are SamplingParams' (greedy unless temp > 0)
   std::string prompt;
   uint32_t n = 128;
-  float temp = 0, top_p = 1, min_p = 0, rep = 1;
-  int32_t top_k = 0;
+  float temp = 0, top_p = 0.95f, min_p = 0.05f, rep = 1;
+  int32_t top_k = 40;
   uint64_t seed = 0;
   std::vector<std::string> stop;
   uint32_t top = 0;
