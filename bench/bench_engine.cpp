@@ -13,7 +13,9 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double secs(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double secs(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 // Read bandwidth: the pool's threads scan disjoint halves of a buffer much larger than the caches
 // with memchr (which glibc streams with wide vector loads); best of several passes.
@@ -88,8 +90,8 @@ int main() {
   for (const char* type : {"q8_0", "q4_0", "q4_k"}) {
     Row r = measure(type, pool);
     r.roofline_tps = bw / (r.weight_gb * 1e9);
-    std::printf("%-6s %12.3f %14.1f %12.2f %14.2f %9.1f%%\n", r.type.c_str(), r.weight_gb, r.prompt_tps,
-                r.decode_tps, r.roofline_tps, 100.0 * r.decode_tps / r.roofline_tps);
+    std::printf("%-6s %12.3f %14.1f %12.2f %14.2f %9.1f%%\n", r.type.c_str(), r.weight_gb,
+                r.prompt_tps, r.decode_tps, r.roofline_tps, 100.0 * r.decode_tps / r.roofline_tps);
   }
   return 0;
 }

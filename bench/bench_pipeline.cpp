@@ -2,8 +2,8 @@
 //  - single-stream decode tokens/s through 1, 2 and 3 stages, as a ratio to `layerbus run`;
 //  - aggregate tokens/s for 1, 2, 4 and 8 concurrent streams through 2 stages;
 //  - time per hop (message in to message out, compute excluded), from a model so small that
-//    compute is negligible: (per-token time through k stages - per-token time in one process) / (k + 1)
-//    hops (broker -> stage 1 -> ... -> stage k -> broker).
+//    compute is negligible: (per-token time through k stages - per-token time in one process) / (k
+//    + 1) hops (broker -> stage 1 -> ... -> stage k -> broker).
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -39,25 +39,28 @@ std::unique_ptr<Cluster> start(const std::string& model, int stages, int max_seq
   const std::string dir = log_dir();
   const std::string ep = dir + "/broker.endpoint";
   fs::remove(ep);
-  c->pids.push_back(lb::spawn_process({kBin + "/layerbus-broker", "--control", "tcp://127.0.0.1:*", "--collect",
-                                       "tcp://127.0.0.1:*", "--model", model, "--min-stages", std::to_string(stages),
-                                       "--context", "512", "--max-sequences", std::to_string(max_seqs),
-                                       "--endpoint-file", ep, "--log-level", "warn"},
-                                      dir + "/broker.log"));
+  c->pids.push_back(
+      lb::spawn_process({kBin + "/layerbus-broker", "--control", "tcp://127.0.0.1:*", "--collect",
+                         "tcp://127.0.0.1:*", "--model", model, "--min-stages",
+                         std::to_string(stages), "--context", "512", "--max-sequences",
+                         std::to_string(max_seqs), "--endpoint-file", ep, "--log-level", "warn"},
+                        dir + "/broker.log"));
   while (c->broker.empty()) {
     std::ifstream(ep) >> c->broker;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   for (int i = 0; i < stages; ++i) {
-    c->pids.push_back(lb::spawn_process({kBin + "/layerbus-stage", "--broker", c->broker, "--memory", "8GiB",
-                                         "--model", model, "--order", std::to_string(i), "--node-id",
-                                         "bench-" + std::to_string(i), "--threads", "2", "--log-level", "warn"},
-                                        dir + "/stage.log"));
+    c->pids.push_back(
+        lb::spawn_process({kBin + "/layerbus-stage", "--broker", c->broker, "--memory", "8GiB",
+                           "--model", model, "--order", std::to_string(i), "--node-id",
+                           "bench-" + std::to_string(i), "--threads", "2", "--log-level", "warn"},
+                          dir + "/stage.log"));
   }
   lb::BrokerClient client(c->broker);
   for (;;) {
     lb::wire::StatusReply r;
-    lb::wire::decode(client.ask(lb::wire::encode(lb::wire::StatusQuery{}), std::chrono::seconds(60)), r);
+    lb::wire::decode(
+        client.ask(lb::wire::encode(lb::wire::StatusQuery{}), std::chrono::seconds(60)), r);
     if (nlohmann::json::parse(r.json)["serving"].get<bool>()) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -91,9 +94,10 @@ Stream generate(const std::string& broker, const std::string& prompt, uint32_t n
 double run_tps(const std::string& model, uint32_t n) {
   const std::string out = log_dir() + "/run.json";
   fs::remove(out);
-  const int pid = lb::spawn_process({kBin + "/layerbus", "run", "--model", model, "--prompt", "Once upon a time",
-                                     "-n", std::to_string(n), "--threads", "2", "--ctx", "512", "--json"},
-                                    out);
+  const int pid = lb::spawn_process(
+      {kBin + "/layerbus", "run", "--model", model, "--prompt", "Once upon a time", "-n",
+       std::to_string(n), "--threads", "2", "--ctx", "512", "--json"},
+      out);
   while (lb::process_alive(pid)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   std::ifstream in(out);
   return nlohmann::json::parse(in)["tokens_per_second"].get<double>();
@@ -114,12 +118,15 @@ int main() {
     generate(c->broker, "warm up", 4);
     const Stream s = generate(c->broker, "Once upon a time", n);
     const double tps = s.decode_steps / s.decode_s;
-    std::printf("%-22s %10.2f %10.3f\n", (std::to_string(stages) + " stage(s)").c_str(), tps, tps / base);
+    std::printf("%-22s %10.2f %10.3f\n", (std::to_string(stages) + " stage(s)").c_str(), tps,
+                tps / base);
   }
   const double base_again = run_tps(model, n);
-  std::printf("%-22s %10.2f %10.3f   (drift check)\n", "layerbus run again", base_again, base_again / base);
+  std::printf("%-22s %10.2f %10.3f   (drift check)\n", "layerbus run again", base_again,
+              base_again / base);
 
-  std::printf("\nconcurrent streams through 2 stages\n%-10s %16s %10s\n", "streams", "aggregate tok/s", "vs 1");
+  std::printf("\nconcurrent streams through 2 stages\n%-10s %16s %10s\n", "streams",
+              "aggregate tok/s", "vs 1");
   {
     auto c = start(model, 2, 8);
     generate(c->broker, "warm up", 4);
@@ -128,7 +135,9 @@ int main() {
       const auto t0 = Clock::now();
       std::vector<std::future<Stream>> fs;
       for (int i = 0; i < streams; ++i) {
-        fs.push_back(std::async(std::launch::async, [&, i] { return generate(c->broker, "Story " + std::to_string(i), n); }));
+        fs.push_back(std::async(std::launch::async, [&, i] {
+          return generate(c->broker, "Story " + std::to_string(i), n);
+        }));
       }
       int64_t tokens = 0;
       for (auto& f : fs) tokens += f.get().tokens;
@@ -164,12 +173,14 @@ int main() {
     std::this_thread::sleep_for(std::chrono::milliseconds(1200));
     lb::BrokerClient client(c->broker);
     lb::wire::StatusReply r;
-    lb::wire::decode(client.ask(lb::wire::encode(lb::wire::StatusQuery{}), std::chrono::seconds(10)), r);
+    lb::wire::decode(
+        client.ask(lb::wire::encode(lb::wire::StatusQuery{}), std::chrono::seconds(10)), r);
     double inside = 0;
     const nlohmann::json j = nlohmann::json::parse(r.json);
-    for (const auto& n : j["nodes"]) inside += n["overhead_us"].get<double>() / double(j["nodes"].size());
-    std::printf("%-10d %16.1f %22.1f %26.1f\n", stages, per_token * 1e6, (per_token - tiny_run) / (stages + 1) * 1e6,
-                inside);
+    for (const auto& n : j["nodes"])
+      inside += n["overhead_us"].get<double>() / double(j["nodes"].size());
+    std::printf("%-10d %16.1f %22.1f %26.1f\n", stages, per_token * 1e6,
+                (per_token - tiny_run) / (stages + 1) * 1e6, inside);
   }
   return 0;
 }

@@ -16,9 +16,13 @@ namespace lb {
 namespace {
 
 volatile std::sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
+void on_signal(int) {
+  g_stop = 1;
+}
 
-double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+double seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 std::unique_ptr<ServedModel> open_model(const ModelEntry& e, const BrokerConfig& cfg) {
   auto m = std::make_unique<ServedModel>();
@@ -72,18 +76,21 @@ Broker::Broker(BrokerConfig config)
       feed_(make_socket(ctx_, zmq::socket_type::push, cfg_.max_message_bytes)),
       collect_(make_socket(ctx_, zmq::socket_type::pull, cfg_.max_message_bytes)) {
   limits_.max_message_bytes = cfg_.max_message_bytes;
-  if (cfg_.models.empty()) throw Error("no models configured: give --model PATH or a 'models' list");
+  if (cfg_.models.empty())
+    throw Error("no models configured: give --model PATH or a 'models' list");
   for (const ModelEntry& e : cfg_.models) models_.push_back(open_model(e, cfg_));
   control_.set(zmq::sockopt::router_mandatory, 1);
   control_.bind(cfg_.control);
   collect_.bind(cfg_.collect);
   collect_endpoint_ = with_host(last_endpoint(collect_), cfg_.advertise_host, true);
-  const std::string control_endpoint = with_host(last_endpoint(control_), cfg_.advertise_host, true);
+  const std::string control_endpoint =
+      with_host(last_endpoint(control_), cfg_.advertise_host, true);
   if (!cfg_.endpoint_file.empty()) {
     std::ofstream(cfg_.endpoint_file) << control_endpoint << "\n";
   }
-  spdlog::info("broker: control on {}, collecting results on {}; {} model(s); waiting for {} stage(s)",
-               control_endpoint, collect_endpoint_, models_.size(), cfg_.min_stages);
+  spdlog::info(
+      "broker: control on {}, collecting results on {}; {} model(s); waiting for {} stage(s)",
+      control_endpoint, collect_endpoint_, models_.size(), cfg_.min_stages);
 }
 
 int Broker::run() {
@@ -108,7 +115,8 @@ int Broker::run() {
         if (parts.size() == 2) {
           on_control(parts[0].to_string(), parts[1].to_string());
         } else {
-          spdlog::error("broker: dropped a control message of {} frames (expected 1)", parts.size() - 1);
+          spdlog::error("broker: dropped a control message of {} frames (expected 1)",
+                        parts.size() - 1);
         }
         parts.clear();
       }
@@ -183,11 +191,13 @@ void Broker::on_register(const std::string& peer, const wire::Register& m) {
   n.last_seen = Clock::now();
   n.lost = false;
   if (!known) node_order_.push_back(m.node);
-  std::stable_sort(node_order_.begin(), node_order_.end(), [&](const std::string& a, const std::string& b) {
-    return nodes_.at(a).info.order < nodes_.at(b).info.order;
-  });
-  spdlog::info("broker: stage '{}' on {} registered: budget {}, compute {:.1f}, {} threads, data {}",
-               m.node, m.host, format_bytes(m.budget), m.compute, m.threads, m.data);
+  std::stable_sort(node_order_.begin(), node_order_.end(),
+                   [&](const std::string& a, const std::string& b) {
+                     return nodes_.at(a).info.order < nodes_.at(b).info.order;
+                   });
+  spdlog::info(
+      "broker: stage '{}' on {} registered: budget {}, compute {:.1f}, {} threads, data {}", m.node,
+      m.host, format_bytes(m.budget), m.compute, m.threads, m.data);
 }
 
 std::vector<PlanNode> Broker::plan_nodes() const {
@@ -228,15 +238,17 @@ void Broker::maybe_plan() {
       Plan p = make_plan(models_[i]->footprint, nodes, strategy);
       model_index_ = i;
       model_reason_ = cfg_.model == "auto"
-                          ? "auto: " + models_[i]->entry.name + " (" + format_bytes(total_bytes(models_[i]->footprint)) +
-                                ") is the largest configured model that fits the " + std::to_string(nodes.size()) +
-                                " registered stage(s)" + skipped
+                          ? "auto: " + models_[i]->entry.name + " (" +
+                                format_bytes(total_bytes(models_[i]->footprint)) +
+                                ") is the largest configured model that fits the " +
+                                std::to_string(nodes.size()) + " registered stage(s)" + skipped
                           : "configured: " + models_[i]->entry.name;
       plan_ = std::move(p);
       break;
     } catch (const PlanError& e) {
       skipped += "; " + models_[i]->entry.name + " does not fit: " + e.what();
-      if (plan_error_ != skipped) spdlog::warn("broker: {} does not fit: {}", models_[i]->entry.name, e.what());
+      if (plan_error_ != skipped)
+        spdlog::warn("broker: {} does not fit: {}", models_[i]->entry.name, e.what());
     }
   }
   if (!plan_) {
@@ -246,7 +258,8 @@ void Broker::maybe_plan() {
   plan_error_.clear();
   ++epoch_;
   spdlog::info("broker: model {}", model_reason_);
-  spdlog::info("broker: epoch {} plan ({}): {}", epoch_, strategy_name(plan_->strategy), render_plan_bar(*plan_, 0));
+  spdlog::info("broker: epoch {} plan ({}): {}", epoch_, strategy_name(plan_->strategy),
+               render_plan_bar(*plan_, 0));
   const ServedModel& m = model();
   for (size_t i = 0; i < plan_->stages.size(); ++i) {
     const PlanStage& s = plan_->stages[i];
@@ -258,7 +271,8 @@ void Broker::maybe_plan() {
     a.n_layers = m.hp.n_layers;
     a.model = {m.entry.name, m.entry.path, m.file->file_size(), m.file->digest()};
     a.upstream = i == 0 ? "broker" : nodes_[plan_->stages[i - 1].node_id].info.data;
-    a.downstream = i + 1 < plan_->stages.size() ? nodes_[plan_->stages[i + 1].node_id].info.data : collect_endpoint_;
+    a.downstream = i + 1 < plan_->stages.size() ? nodes_[plan_->stages[i + 1].node_id].info.data
+                                                : collect_endpoint_;
     a.ctx = cfg_.context;
     a.seqs = uint32_t(cfg_.max_sequences);
     a.dtype = dtype_;
@@ -274,25 +288,28 @@ void Broker::maybe_plan() {
 
 void Broker::on_ready(const std::string& peer, const wire::Ready& m) {
   if (!plan_ || m.epoch != epoch_) {
-    spdlog::warn("broker: stage '{}' reports ready for epoch {}, current is {}", peer, m.epoch, epoch_);
+    spdlog::warn("broker: stage '{}' reports ready for epoch {}, current is {}", peer, m.epoch,
+                 epoch_);
     return;
   }
   nodes_[peer].ready = true;
   nodes_[peer].error.clear();
-  spdlog::info("broker: stage '{}' ready with layers [{}, {}) ({} of weights, rss {})", peer, m.begin, m.end,
-               format_bytes(m.weights), format_bytes(m.rss));
+  spdlog::info("broker: stage '{}' ready with layers [{}, {}) ({} of weights, rss {})", peer,
+               m.begin, m.end, format_bytes(m.weights), format_bytes(m.rss));
   for (const PlanStage& s : plan_->stages) {
     if (!nodes_[s.node_id].ready) return;
   }
   serving_ = true;
-  spdlog::info("broker: epoch {} serving: {} stage(s), model {}", epoch_, plan_->stages.size(), model().entry.name);
+  spdlog::info("broker: epoch {} serving: {} stage(s), model {}", epoch_, plan_->stages.size(),
+               model().entry.name);
 }
 
 void Broker::on_stage_error(const std::string& peer, const wire::ErrorMsg& m) {
   spdlog::error("broker: '{}' reports an error about '{}': {}", peer, m.ref, m.msg);
   if (auto it = nodes_.find(peer); it != nodes_.end()) it->second.error = m.msg;
   if (m.req) {
-    if (auto it = requests_.find(*m.req); it != requests_.end()) fail(it->second, "stage " + peer + ": " + m.msg);
+    if (auto it = requests_.find(*m.req); it != requests_.end())
+      fail(it->second, "stage " + peer + ": " + m.msg);
   }
 }
 
@@ -301,7 +318,8 @@ void Broker::check_nodes() {
   for (auto& [id, n] : nodes_) {
     if (n.lost || now - n.last_seen < std::chrono::milliseconds(cfg_.node_timeout_ms)) continue;
     n.lost = true;
-    spdlog::warn("broker: stage '{}' has been silent for {} ms: considered lost", id, cfg_.node_timeout_ms);
+    spdlog::warn("broker: stage '{}' has been silent for {} ms: considered lost", id,
+                 cfg_.node_timeout_ms);
     if (!plan_) continue;
     const bool planned = std::any_of(plan_->stages.begin(), plan_->stages.end(),
                                      [&](const PlanStage& s) { return s.node_id == id; });
@@ -387,11 +405,11 @@ bool Broker::start(Request& r) {
 
 void Broker::on_cancel(const std::string& peer, const wire::Cancel& m) {
   auto it = requests_.find(m.req);
-  if (it == requests_.end() || it->second.client != peer) throw Error("no request " + std::to_string(m.req) + " of yours");
+  if (it == requests_.end() || it->second.client != peer)
+    throw Error("no request " + std::to_string(m.req) + " of yours");
   it->second.cancelled = true;
   if (!it->second.in_flight) finish(it->second, "cancelled");
 }
-
 
 void Broker::schedule() {
   if (!serving_) return;
@@ -425,7 +443,8 @@ void Broker::on_result(const std::string& frame) {
     return;
   }
   if (res.epoch != epoch_) {
-    spdlog::warn("broker: dropped step {} result from epoch {} (current {})", res.id, res.epoch, epoch_);
+    spdlog::warn("broker: dropped step {} result from epoch {} (current {})", res.id, res.epoch,
+                 epoch_);
     return;
   }
   const ServedModel& sm = model();
@@ -442,12 +461,15 @@ void Broker::on_result(const std::string& frame) {
       continue;
     }
     if (s.token < 0 || s.token >= sm.hp.n_vocab) {
-      fail(r, "the last stage sampled token " + std::to_string(s.token) + ", outside the vocabulary");
+      fail(r,
+           "the last stage sampled token " + std::to_string(s.token) + ", outside the vocabulary");
       continue;
     }
     const auto now = Clock::now();
-    if (r.generated.empty()) r.first_token = now;
-    else ++r.decode_steps;
+    if (r.generated.empty())
+      r.first_token = now;
+    else
+      ++r.decode_steps;
     r.last_token = now;
     r.generated.push_back(s.token);
     recent_tokens_.push_back(now);
@@ -460,9 +482,12 @@ void Broker::on_result(const std::string& frame) {
       finish(r, "cancelled");
       continue;
     }
-    if (stopped) finish(r, "stop");
-    else if (sm.tokenizer->is_end_of_generation(s.token)) finish(r, "eos");
-    else if (r.generated.size() >= r.params.n) finish(r, "length");
+    if (stopped)
+      finish(r, "stop");
+    else if (sm.tokenizer->is_end_of_generation(s.token))
+      finish(r, "eos");
+    else if (r.generated.size() >= r.params.n)
+      finish(r, "length");
     else {
       const int64_t pos = int64_t(r.prompt.size() + r.generated.size()) - 1;
       ready_chunks_.push_back(make_chunk(r, pos, 1));
@@ -518,7 +543,9 @@ std::string Broker::status_json() const {
                      {"batches", n.last_heartbeat.batches},
                      {"overhead_us", n.last_heartbeat.overhead_us},
                      {"data", n.info.data},
-                     {"state", n.lost ? "lost" : n.ready ? "ready" : "registered"}};
+                     {"state", n.lost    ? "lost"
+                               : n.ready ? "ready"
+                                         : "registered"}};
     if (!n.error.empty()) e["error"] = n.error;
     if (plan_) {
       for (const PlanStage& s : plan_->stages) {
@@ -532,7 +559,9 @@ std::string Broker::status_json() const {
   j["epoch"] = epoch_;
   if (plan_) {
     j["plan"] = plan_to_json(*plan_);
-    j["model"] = {{"name", model().entry.name}, {"path", model().entry.path}, {"why", model_reason_},
+    j["model"] = {{"name", model().entry.name},
+                  {"path", model().entry.path},
+                  {"why", model_reason_},
                   {"layers", model().hp.n_layers}};
   } else {
     j["plan"] = nullptr;

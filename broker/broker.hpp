@@ -78,7 +78,7 @@ class Broker {
 
   void maybe_plan();
   void check_nodes();
-  void schedule();  // starts waiting requests and sends every ready chunk as one step
+  void schedule();         // starts waiting requests and sends every ready chunk as one step
   bool start(Request& r);  // tokenizes and queues the prompt; false when it ended at once
   void finish(Request& r, const std::string& reason);
   void fail(Request& r, const std::string& message);

@@ -8,16 +8,21 @@
 #include "util/bytes.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"layerbus-broker: splits a model's layers over registered stages and serves clients"};
+  CLI::App app{
+      "layerbus-broker: splits a model's layers over registered stages and serves clients"};
   std::string config_path, model, max_message, context, log_level;
   std::optional<std::string> control, collect, advertise, strategy, dtype, endpoint_file;
   std::optional<int> min_stages, max_sequences, heartbeat_ms, node_timeout_ms;
   std::optional<int64_t> ctx;
-  app.add_option("--config", config_path, "YAML configuration (default: conf/broker.yaml when it exists)");
-  app.add_option("--control", control, "Control endpoint to bind (stages and clients), e.g. tcp://127.0.0.1:5555");
+  app.add_option("--config", config_path,
+                 "YAML configuration (default: conf/broker.yaml when it exists)");
+  app.add_option("--control", control,
+                 "Control endpoint to bind (stages and clients), e.g. tcp://127.0.0.1:5555");
   app.add_option("--collect", collect, "Endpoint to bind for the last stage's results");
-  app.add_option("--advertise-host", advertise, "Host stages should use when an endpoint is bound to *");
-  app.add_option("--model", model, "A model to serve: a configured name, or a GGUF path (added to the list)");
+  app.add_option("--advertise-host", advertise,
+                 "Host stages should use when an endpoint is bound to *");
+  app.add_option("--model", model,
+                 "A model to serve: a configured name, or a GGUF path (added to the list)");
   app.add_option("--strategy", strategy, "memory | uniform | priority | compute | balanced");
   app.add_option("--min-stages", min_stages, "Stages to wait for before planning");
   app.add_option("--context", ctx, "Context length per request, in tokens");
@@ -25,16 +30,21 @@ int main(int argc, char** argv) {
   app.add_option("--dtype", dtype, "Activation type on the wire: f32 | f16");
   app.add_option("--max-message", max_message, "Largest message accepted, e.g. 64MiB");
   app.add_option("--heartbeat-ms", heartbeat_ms, "Heartbeat interval");
-  app.add_option("--node-timeout-ms", node_timeout_ms, "Silence after which a stage counts as lost");
+  app.add_option("--node-timeout-ms", node_timeout_ms,
+                 "Silence after which a stage counts as lost");
   std::vector<std::string> caps, excludes;
-  app.add_option("--cap", caps, "Plan at most SIZE on a node: ID=SIZE (repeatable; config: nodes.ID.cap)");
-  app.add_option("--exclude", excludes, "Give a node no layers (repeatable; config: nodes.ID.exclude)");
+  app.add_option("--cap", caps,
+                 "Plan at most SIZE on a node: ID=SIZE (repeatable; config: nodes.ID.cap)");
+  app.add_option("--exclude", excludes,
+                 "Give a node no layers (repeatable; config: nodes.ID.exclude)");
   app.add_option("--endpoint-file", endpoint_file, "Write the bound control endpoint to this file");
   app.add_option("--log-level", log_level, "trace | debug | info | warn | error");
   CLI11_PARSE(app, argc, argv);
   try {
-    if (config_path.empty() && std::filesystem::exists("conf/broker.yaml")) config_path = "conf/broker.yaml";
-    lb::BrokerConfig cfg = config_path.empty() ? lb::BrokerConfig{} : lb::load_broker_config(config_path);
+    if (config_path.empty() && std::filesystem::exists("conf/broker.yaml"))
+      config_path = "conf/broker.yaml";
+    lb::BrokerConfig cfg =
+        config_path.empty() ? lb::BrokerConfig{} : lb::load_broker_config(config_path);
     if (control) cfg.control = *control;
     if (collect) cfg.collect = *collect;
     if (advertise) cfg.advertise_host = *advertise;
@@ -50,7 +60,8 @@ int main(int argc, char** argv) {
     if (!log_level.empty()) cfg.log_level = log_level;
     for (const std::string& c : caps) {
       const size_t eq = c.find('=');
-      if (eq == std::string::npos || eq == 0) throw lb::Error("--cap takes ID=SIZE, got '" + c + "'");
+      if (eq == std::string::npos || eq == 0)
+        throw lb::Error("--cap takes ID=SIZE, got '" + c + "'");
       cfg.nodes[c.substr(0, eq)].cap = lb::parse_bytes(c.substr(eq + 1));
     }
     for (const std::string& id : excludes) cfg.nodes[id].exclude = true;

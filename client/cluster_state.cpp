@@ -13,7 +13,8 @@ namespace lb::client {
 
 std::string default_state_path() {
   if (const char* p = std::getenv("LAYERBUS_STATE"); p && *p) return p;
-  if (const char* run = std::getenv("XDG_RUNTIME_DIR"); run && *run) return std::string(run) + "/layerbus/cluster.json";
+  if (const char* run = std::getenv("XDG_RUNTIME_DIR"); run && *run)
+    return std::string(run) + "/layerbus/cluster.json";
   return "/tmp/layerbus-" + std::to_string(::getuid()) + "/cluster.json";
 }
 
@@ -42,7 +43,8 @@ std::string resolve_broker(const std::string& flag) {
 
 void write_cluster_state(const std::string& path, const ClusterState& s) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  const nlohmann::json j{{"up_pid", s.up_pid}, {"broker", s.broker}, {"pids", s.pids}, {"log_dir", s.log_dir}};
+  const nlohmann::json j{
+      {"up_pid", s.up_pid}, {"broker", s.broker}, {"pids", s.pids}, {"log_dir", s.log_dir}};
   const std::string tmp = path + ".tmp";
   std::ofstream(tmp) << j.dump(2) << "\n";
   std::filesystem::rename(tmp, path);

@@ -7,13 +7,14 @@
 namespace lb::client {
 
 struct ClusterState {
-  int up_pid = 0;           // the `layerbus up` process supervising the cluster
-  std::string broker;       // control endpoint
-  std::vector<int> pids;    // broker and stages
+  int up_pid = 0;         // the `layerbus up` process supervising the cluster
+  std::string broker;     // control endpoint
+  std::vector<int> pids;  // broker and stages
   std::string log_dir;
 };
 
-// $LAYERBUS_STATE, else $XDG_RUNTIME_DIR/layerbus/cluster.json, else /tmp/layerbus-UID/cluster.json.
+// $LAYERBUS_STATE, else $XDG_RUNTIME_DIR/layerbus/cluster.json, else
+// /tmp/layerbus-UID/cluster.json.
 std::string default_state_path();
 std::optional<ClusterState> read_cluster_state(const std::string& path);
 

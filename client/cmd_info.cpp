@@ -18,19 +18,25 @@ void add_info(CLI::App& app) {
     GgufFile f(*model);
     const HParams hp = read_hparams(f);
     const ModelSizes sizes = model_sizes(f, hp);
-    std::printf("file          %s (GGUF v%u, %s)\n", f.path().c_str(), f.version(), format_bytes(f.file_size()).c_str());
+    std::printf("file          %s (GGUF v%u, %s)\n", f.path().c_str(), f.version(),
+                format_bytes(f.file_size()).c_str());
     std::printf("name          %s\n", f.get_string("general.name", "-").c_str());
     std::printf("architecture  %s\n", hp.arch_name.c_str());
     std::printf("layers        %lld\n", (long long)hp.n_layers);
     std::printf("dim           %lld\n", (long long)hp.dim);
-    std::printf("heads         %lld (kv %lld, head dim %lld)\n", (long long)hp.n_heads, (long long)hp.n_kv_heads, (long long)hp.head_dim);
+    std::printf("heads         %lld (kv %lld, head dim %lld)\n", (long long)hp.n_heads,
+                (long long)hp.n_kv_heads, (long long)hp.head_dim);
     std::printf("ffn           %lld\n", (long long)hp.ffn);
     std::printf("vocab         %lld\n", (long long)hp.n_vocab);
     std::printf("context       %lld\n", (long long)hp.n_ctx_train);
-    std::printf("rope          base %g, scale %g, dims %lld, %s\n", double(hp.rope_base), double(hp.rope_freq_scale), (long long)hp.rope_dims, hp.rope_neox ? "neox" : "normal");
+    std::printf("rope          base %g, scale %g, dims %lld, %s\n", double(hp.rope_base),
+                double(hp.rope_freq_scale), (long long)hp.rope_dims,
+                hp.rope_neox ? "neox" : "normal");
     std::printf("rms eps       %g\n", double(hp.rms_eps));
-    std::printf("embeddings    %s\n", hp.tied_embeddings ? "tied (output uses token_embd)" : "separate output.weight");
-    std::printf("kv cache      %s per token per layer (F16)\n", format_bytes(uint64_t(2 * hp.kv_dim() * 2)).c_str());
+    std::printf("embeddings    %s\n",
+                hp.tied_embeddings ? "tied (output uses token_embd)" : "separate output.weight");
+    std::printf("kv cache      %s per token per layer (F16)\n",
+                format_bytes(uint64_t(2 * hp.kv_dim() * 2)).c_str());
     std::printf("embedding     %s\n", format_bytes(sizes.embedding_bytes).c_str());
     std::printf("head          %s\n", format_bytes(sizes.head_bytes).c_str());
     for (size_t i = 0; i < sizes.layer_bytes.size(); ++i) {
@@ -43,7 +49,8 @@ void add_info(CLI::App& app) {
       e.second += t.n_bytes;
     }
     for (const auto& [name, e] : types) {
-      std::printf("type %-8s %d tensors, %s\n", name.c_str(), e.first, format_bytes(e.second).c_str());
+      std::printf("type %-8s %d tensors, %s\n", name.c_str(), e.first,
+                  format_bytes(e.second).c_str());
     }
   });
 }

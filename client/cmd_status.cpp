@@ -5,8 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cluster_state.hpp"
-#include "net/broker_client.hpp"
 #include "commands.hpp"
+#include "net/broker_client.hpp"
 #include "plan/planner.hpp"
 #include "util/bytes.hpp"
 
@@ -17,15 +17,18 @@ namespace {
 constexpr std::chrono::seconds kTimeout{10};
 
 void print_plan(const nlohmann::json& plan) {
-  std::printf("plan      %s, %d layers\n", plan["strategy"].get<std::string>().c_str(), plan["n_layers"].get<int>());
+  std::printf("plan      %s, %d layers\n", plan["strategy"].get<std::string>().c_str(),
+              plan["n_layers"].get<int>());
   std::printf("          %s\n", plan["bar"].get<std::string>().c_str());
   for (const auto& s : plan["stages"]) {
-    std::printf("  %-16s layers %3d-%-3d %s%s  holds %s of %s\n", s["node"].get<std::string>().c_str(),
-                s["begin"].get<int>(), s["end"].get<int>() - 1, s["embedding"].get<bool>() ? "+embd" : "     ",
+    std::printf("  %-16s layers %3d-%-3d %s%s  holds %s of %s\n",
+                s["node"].get<std::string>().c_str(), s["begin"].get<int>(),
+                s["end"].get<int>() - 1, s["embedding"].get<bool>() ? "+embd" : "     ",
                 s["head"].get<bool>() ? "+head" : "     ", format_bytes(s["total_bytes"]).c_str(),
                 format_bytes(s["budget_bytes"]).c_str());
   }
-  for (const auto& u : plan["unused"]) std::printf("  %-16s unused\n", u.get<std::string>().c_str());
+  for (const auto& u : plan["unused"])
+    std::printf("  %-16s unused\n", u.get<std::string>().c_str());
 }
 
 }  // namespace
@@ -36,7 +39,8 @@ void add_status(CLI::App& app) {
     bool json = false;
   };
   auto a = std::make_shared<Args>();
-  CLI::App* cmd = app.add_subcommand("status", "Show the broker's nodes, plan, requests and throughput");
+  CLI::App* cmd =
+      app.add_subcommand("status", "Show the broker's nodes, plan, requests and throughput");
   cmd->add_option("--broker", a->broker, "Broker control endpoint");
   cmd->add_flag("--json", a->json, "Print JSON");
   cmd->callback([a] {
@@ -48,28 +52,34 @@ void add_status(CLI::App& app) {
       return;
     }
     const nlohmann::json j = nlohmann::json::parse(r.json);
-    std::printf("%-16s %-12s %10s %10s %10s %8s %7s  %-9s %s\n", "node", "host", "budget", "used", "rss",
-                "compute", "threads", "layers", "state");
+    std::printf("%-16s %-12s %10s %10s %10s %8s %7s  %-9s %s\n", "node", "host", "budget", "used",
+                "rss", "compute", "threads", "layers", "state");
     for (const auto& n : j["nodes"]) {
       std::string layers = n.contains("layers") ? std::to_string(n["layers"][0].get<int>()) + "-" +
                                                       std::to_string(n["layers"][1].get<int>() - 1)
                                                 : "-";
-      std::printf("%-16s %-12s %10s %10s %10s %8.1f %7d  %-9s %s\n", n["id"].get<std::string>().c_str(),
-                  n["host"].get<std::string>().c_str(), format_bytes(n["budget"]).c_str(),
-                  format_bytes(n["used"]).c_str(), format_bytes(n["rss"]).c_str(), n["compute"].get<double>(),
+      std::printf("%-16s %-12s %10s %10s %10s %8.1f %7d  %-9s %s\n",
+                  n["id"].get<std::string>().c_str(), n["host"].get<std::string>().c_str(),
+                  format_bytes(n["budget"]).c_str(), format_bytes(n["used"]).c_str(),
+                  format_bytes(n["rss"]).c_str(), n["compute"].get<double>(),
                   n["threads"].get<int>(), layers.c_str(), n["state"].get<std::string>().c_str());
     }
     if (j["plan"].is_null()) {
-      std::printf("plan      none yet%s\n", j.contains("plan_error") ? (": " + j["plan_error"].get<std::string>()).c_str() : "");
+      std::printf(
+          "plan      none yet%s\n",
+          j.contains("plan_error") ? (": " + j["plan_error"].get<std::string>()).c_str() : "");
     } else {
-      std::printf("model     %s (%s)\n", j["model"]["name"].get<std::string>().c_str(), j["model"]["why"].get<std::string>().c_str());
-      std::printf("epoch     %llu, %s\n", (unsigned long long)j["epoch"].get<uint64_t>(), j["serving"].get<bool>() ? "serving" : "loading");
+      std::printf("model     %s (%s)\n", j["model"]["name"].get<std::string>().c_str(),
+                  j["model"]["why"].get<std::string>().c_str());
+      std::printf("epoch     %llu, %s\n", (unsigned long long)j["epoch"].get<uint64_t>(),
+                  j["serving"].get<bool>() ? "serving" : "loading");
       print_plan(j["plan"]);
     }
     std::printf("requests  %zu", j["requests"].size());
     for (const auto& q : j["requests"]) {
       std::printf("  [#%llu %s, %d+%d tokens]", (unsigned long long)q["id"].get<uint64_t>(),
-                  q["state"].get<std::string>().c_str(), q["prompt_tokens"].get<int>(), q["generated"].get<int>());
+                  q["state"].get<std::string>().c_str(), q["prompt_tokens"].get<int>(),
+                  q["generated"].get<int>());
     }
     std::printf("\nthroughput %.1f tokens/s (last 10 s)\n", j["tokens_per_second"].get<double>());
   });
@@ -81,10 +91,14 @@ void add_plan(CLI::App& app) {
     bool json = false;
   };
   auto a = std::make_shared<Args>();
-  CLI::App* cmd = app.add_subcommand("plan", "Show the plan a strategy would give, changing nothing");
+  CLI::App* cmd =
+      app.add_subcommand("plan", "Show the plan a strategy would give, changing nothing");
   cmd->add_option("--broker", a->broker, "Broker control endpoint");
-  cmd->add_option("--strategy", a->strategy, "memory | uniform | priority | compute | balanced (default: the broker's)");
-  cmd->add_option("--nodes", a->nodes, "Hypothetical node budgets in chain order, e.g. 8GiB,16GiB (default: the registered nodes)");
+  cmd->add_option("--strategy", a->strategy,
+                  "memory | uniform | priority | compute | balanced (default: the broker's)");
+  cmd->add_option(
+      "--nodes", a->nodes,
+      "Hypothetical node budgets in chain order, e.g. 8GiB,16GiB (default: the registered nodes)");
   cmd->add_flag("--json", a->json, "Print JSON");
   cmd->callback([a] {
     wire::PlanQuery q;

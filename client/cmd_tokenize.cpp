@@ -16,7 +16,9 @@ void add_tokenize(CLI::App& app) {
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("tokenize", "Print the token ids of the text on stdin");
-  cmd->add_option("--model", a->model, "GGUF model (or vocabulary-only) file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--model", a->model, "GGUF model (or vocabulary-only) file")
+      ->required()
+      ->check(CLI::ExistingFile);
   cmd->add_flag("--bos", a->bos, "Add BOS/EOS as the model's metadata says");
   cmd->callback([a] {
     GgufFile file(a->model);

@@ -15,10 +15,9 @@
 #include <thread>
 
 #include "cluster_state.hpp"
-#include "net/broker_client.hpp"
-#include "cluster_state.hpp"
 #include "commands.hpp"
 #include "compute/thread_pool.hpp"
+#include "net/broker_client.hpp"
 #include "sys/process.hpp"
 #include "util/bytes.hpp"
 
@@ -36,14 +35,17 @@ struct UpArgs {
   int max_sequences = 8;
 };
 
-fs::path exe_dir() { return fs::read_symlink("/proc/self/exe").parent_path(); }
+fs::path exe_dir() {
+  return fs::read_symlink("/proc/self/exe").parent_path();
+}
 
 std::string tail(const std::string& path, size_t lines) {
   std::ifstream in(path);
   std::vector<std::string> all;
   for (std::string l; std::getline(in, l);) all.push_back(l);
   std::string out;
-  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) out += "    " + all[i] + "\n";
+  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i)
+    out += "    " + all[i] + "\n";
   return out;
 }
 
@@ -67,10 +69,12 @@ int run_up(const UpArgs& a) {
   std::vector<std::string> budgets = split_commas(a.memory);
   if (budgets.size() == 1) budgets.assign(size_t(a.stages), budgets[0]);
   if (int(budgets.size()) != a.stages) {
-    throw Error("--memory lists " + std::to_string(budgets.size()) + " budgets for " + std::to_string(a.stages) + " stages");
+    throw Error("--memory lists " + std::to_string(budgets.size()) + " budgets for " +
+                std::to_string(a.stages) + " stages");
   }
   for (const std::string& b : budgets) parse_bytes(b);
-  const std::string log_dir = a.log_dir.empty() ? (fs::path(state_path).parent_path() / "logs").string() : a.log_dir;
+  const std::string log_dir =
+      a.log_dir.empty() ? (fs::path(state_path).parent_path() / "logs").string() : a.log_dir;
   fs::create_directories(log_dir);
   const fs::path bin = exe_dir();
   const std::string endpoint_file = (fs::path(log_dir) / "broker.endpoint").string();
@@ -86,12 +90,13 @@ int run_up(const UpArgs& a) {
 
   std::vector<int> pids;
   const std::string model = fs::absolute(a.model).string();
-  pids.push_back(spawn_process({(bin / "layerbus-broker").string(), "--control",
-                        a.control.empty() ? "tcp://127.0.0.1:*" : a.control, "--collect", "tcp://127.0.0.1:*",
-                        "--model", model, "--min-stages", std::to_string(a.stages), "--strategy", a.strategy,
-                        "--context", std::to_string(a.context), "--max-sequences", std::to_string(a.max_sequences),
-                        "--dtype", a.dtype, "--endpoint-file", endpoint_file},
-                       (fs::path(log_dir) / "broker.log").string(), true));
+  pids.push_back(spawn_process(
+      {(bin / "layerbus-broker").string(), "--control",
+       a.control.empty() ? "tcp://127.0.0.1:*" : a.control, "--collect", "tcp://127.0.0.1:*",
+       "--model", model, "--min-stages", std::to_string(a.stages), "--strategy", a.strategy,
+       "--context", std::to_string(a.context), "--max-sequences", std::to_string(a.max_sequences),
+       "--dtype", a.dtype, "--endpoint-file", endpoint_file},
+      (fs::path(log_dir) / "broker.log").string(), true));
   std::string broker;
   try {
     const auto started_by = std::chrono::steady_clock::now() + std::chrono::seconds(60);
@@ -99,17 +104,19 @@ int run_up(const UpArgs& a) {
       std::ifstream(endpoint_file) >> broker;
       if (!broker.empty()) break;
       if (!process_alive(pids[0]) || std::chrono::steady_clock::now() > started_by) {
-        throw Error("the broker did not start:\n" + tail((fs::path(log_dir) / "broker.log").string(), 10));
+        throw Error("the broker did not start:\n" +
+                    tail((fs::path(log_dir) / "broker.log").string(), 10));
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     const int threads = a.threads > 0 ? a.threads : default_thread_count();
     for (int i = 0; i < a.stages; ++i) {
       const std::string id = "stage-" + std::to_string(i + 1);
-      pids.push_back(spawn_process({(bin / "layerbus-stage").string(), "--broker", broker, "--memory", budgets[size_t(i)],
-                            "--model", model, "--node-id", id, "--order", std::to_string(i), "--threads",
-                            std::to_string(threads)},
-                           (fs::path(log_dir) / (id + ".log")).string(), true));
+      pids.push_back(
+          spawn_process({(bin / "layerbus-stage").string(), "--broker", broker, "--memory",
+                         budgets[size_t(i)], "--model", model, "--node-id", id, "--order",
+                         std::to_string(i), "--threads", std::to_string(threads)},
+                        (fs::path(log_dir) / (id + ".log")).string(), true));
     }
     // Wait until every stage has loaded its layers.
     BrokerClient client(broker);
@@ -123,8 +130,9 @@ int run_up(const UpArgs& a) {
         std::printf("model     %s\n", j["model"]["why"].get<std::string>().c_str());
         std::printf("plan      %s\n", j["plan"]["bar"].get<std::string>().c_str());
         for (const auto& n : j["nodes"]) {
-          std::printf("stage     %-10s data %-24s budget %-9s layers %d-%d\n", n["id"].get<std::string>().c_str(),
-                      n["data"].get<std::string>().c_str(), format_bytes(n["budget"]).c_str(),
+          std::printf("stage     %-10s data %-24s budget %-9s layers %d-%d\n",
+                      n["id"].get<std::string>().c_str(), n["data"].get<std::string>().c_str(),
+                      format_bytes(n["budget"]).c_str(),
                       n.contains("layers") ? n["layers"][0].get<int>() : -1,
                       n.contains("layers") ? n["layers"][1].get<int>() - 1 : -1);
         }
@@ -132,9 +140,11 @@ int run_up(const UpArgs& a) {
       }
       if (j.contains("plan_error")) throw Error("no plan: " + j["plan_error"].get<std::string>());
       for (int pid : pids) {
-        if (!process_alive(pid)) throw Error("a process of the cluster exited early (see " + log_dir + ")");
+        if (!process_alive(pid))
+          throw Error("a process of the cluster exited early (see " + log_dir + ")");
       }
-      if (std::chrono::steady_clock::now() > deadline) throw Error("the stages did not get ready in time (see " + log_dir + ")");
+      if (std::chrono::steady_clock::now() > deadline)
+        throw Error("the stages did not get ready in time (see " + log_dir + ")");
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   } catch (...) {
@@ -154,7 +164,9 @@ int run_up(const UpArgs& a) {
       bool died = false;
       for (int pid : pids) died |= !process_alive(pid);
       if (died) {
-        std::fprintf(stderr, "layerbus up: a process of the cluster exited; stopping the rest (see %s)\n", log_dir.c_str());
+        std::fprintf(stderr,
+                     "layerbus up: a process of the cluster exited; stopping the rest (see %s)\n",
+                     log_dir.c_str());
         exit_code = 1;
         break;
       }
@@ -170,17 +182,28 @@ int run_up(const UpArgs& a) {
 
 void add_up(CLI::App& app) {
   auto a = std::make_shared<UpArgs>();
-  CLI::App* cmd = app.add_subcommand("up", "Start a broker and stages on this machine (until Ctrl-C)");
+  CLI::App* cmd =
+      app.add_subcommand("up", "Start a broker and stages on this machine (until Ctrl-C)");
   cmd->add_option("--model", a->model, "GGUF model file")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--stages", a->stages, "Number of stages")->check(CLI::Range(1, 64))->capture_default_str();
-  cmd->add_option("--memory", a->memory, "Budget per stage, comma-separated in chain order (one value: all)")->required();
-  cmd->add_option("--strategy", a->strategy, "memory | uniform | priority | compute | balanced")->capture_default_str();
+  cmd->add_option("--stages", a->stages, "Number of stages")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  cmd->add_option("--memory", a->memory,
+                  "Budget per stage, comma-separated in chain order (one value: all)")
+      ->required();
+  cmd->add_option("--strategy", a->strategy, "memory | uniform | priority | compute | balanced")
+      ->capture_default_str();
   cmd->add_option("--threads", a->threads, "Threads per stage (default: the cores available)");
   cmd->add_option("--context", a->context, "Context length per request")->capture_default_str();
-  cmd->add_option("--max-sequences", a->max_sequences, "Requests generating at once")->capture_default_str();
-  cmd->add_option("--dtype", a->dtype, "Activation type on the wire: f32 | f16")->capture_default_str();
-  cmd->add_option("--control", a->control, "Broker control endpoint (default: a free port on 127.0.0.1)");
-  cmd->add_option("--state", a->state, "Where to record the cluster (default: $LAYERBUS_STATE or a per-user runtime file)");
+  cmd->add_option("--max-sequences", a->max_sequences, "Requests generating at once")
+      ->capture_default_str();
+  cmd->add_option("--dtype", a->dtype, "Activation type on the wire: f32 | f16")
+      ->capture_default_str();
+  cmd->add_option("--control", a->control,
+                  "Broker control endpoint (default: a free port on 127.0.0.1)");
+  cmd->add_option(
+      "--state", a->state,
+      "Where to record the cluster (default: $LAYERBUS_STATE or a per-user runtime file)");
   cmd->add_option("--log-dir", a->log_dir, "Where processes log (default: beside the state file)");
   cmd->callback([a] {
     const int code = run_up(*a);

@@ -39,7 +39,8 @@ inline nlohmann::json to_json(const GenerationReport& r) {
     }
     j["top_logprobs"] = top;
   }
-  j["prompt_tokens_per_second"] = r.prompt_seconds > 0 ? double(r.prompt_tokens.size()) / r.prompt_seconds : 0.0;
+  j["prompt_tokens_per_second"] =
+      r.prompt_seconds > 0 ? double(r.prompt_tokens.size()) / r.prompt_seconds : 0.0;
   j["tokens_per_second"] = r.decode_seconds > 0 ? double(r.decode_steps) / r.decode_seconds : 0.0;
   return j;
 }

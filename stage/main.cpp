@@ -15,15 +15,22 @@ int main(int argc, char** argv) {
   opt.bind = "tcp://127.0.0.1:*";
   opt.threads = lb::default_thread_count();
   app.add_option("--broker", opt.broker, "Broker control endpoint, tcp://HOST:PORT")->required();
-  app.add_option("--memory", memory, "Memory budget, e.g. 6GiB (default: machine or cgroup memory minus a reserve)");
-  app.add_option("--threads", opt.threads, "Compute threads (default: the cores available)")->check(CLI::Range(1, 1024));
-  app.add_option("--bind", opt.bind, "Data endpoint to bind; port * picks a free one")->capture_default_str();
-  app.add_option("--advertise", opt.advertise, "Host others use to reach --bind (when it binds 0.0.0.0)");
+  app.add_option("--memory", memory,
+                 "Memory budget, e.g. 6GiB (default: machine or cgroup memory minus a reserve)");
+  app.add_option("--threads", opt.threads, "Compute threads (default: the cores available)")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--bind", opt.bind, "Data endpoint to bind; port * picks a free one")
+      ->capture_default_str();
+  app.add_option("--advertise", opt.advertise,
+                 "Host others use to reach --bind (when it binds 0.0.0.0)");
   app.add_option("--model", opt.model, "Local copy of the model file")->check(CLI::ExistingFile);
   app.add_option("--node-id", opt.node_id, "Node id (default: HOST-PID)");
-  app.add_option("--order", opt.order, "Position in the chain: lower comes first; ties keep registration order");
+  app.add_option("--order", opt.order,
+                 "Position in the chain: lower comes first; ties keep registration order");
   app.add_option("--max-message", max_message, "Largest message accepted")->capture_default_str();
-  app.add_option("--heartbeat-ms", opt.heartbeat_ms, "Heartbeat interval")->check(CLI::Range(10, 60000))->capture_default_str();
+  app.add_option("--heartbeat-ms", opt.heartbeat_ms, "Heartbeat interval")
+      ->check(CLI::Range(10, 60000))
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {

@@ -18,7 +18,9 @@ namespace lb {
 namespace {
 
 volatile std::sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
+void on_signal(int) {
+  g_stop = 1;
+}
 
 std::string host_name() {
   char buf[256] = {0};
@@ -45,7 +47,9 @@ Stage::Stage(StageOptions opt)
   compute_score_ = probe_compute_score(pool_);
 }
 
-void Stage::send_control(const std::string& bytes) { send_frame(control_, bytes); }
+void Stage::send_control(const std::string& bytes) {
+  send_frame(control_, bytes);
+}
 
 int Stage::run() {
   std::signal(SIGINT, on_signal);
@@ -61,9 +65,10 @@ int Stage::run() {
   reg.data = data_endpoint_;
   reg.model = opt_.model;
   send_control(wire::encode(reg));
-  spdlog::info("stage {}: data on {}, budget {} MiB, compute {:.1f} GMAC/s, {} threads; registering with {}",
-               opt_.node_id, data_endpoint_, opt_.memory_budget >> 20, compute_score_, pool_.size(),
-               opt_.broker);
+  spdlog::info(
+      "stage {}: data on {}, budget {} MiB, compute {:.1f} GMAC/s, {} threads; registering with {}",
+      opt_.node_id, data_endpoint_, opt_.memory_budget >> 20, compute_score_, pool_.size(),
+      opt_.broker);
 
   auto next_heartbeat = std::chrono::steady_clock::now();
   while (!g_stop) {
@@ -91,7 +96,8 @@ int Stage::run() {
     }
     if (std::chrono::steady_clock::now() >= next_heartbeat) {
       heartbeat();
-      next_heartbeat = std::chrono::steady_clock::now() + std::chrono::milliseconds(opt_.heartbeat_ms);
+      next_heartbeat =
+          std::chrono::steady_clock::now() + std::chrono::milliseconds(opt_.heartbeat_ms);
     }
   }
   spdlog::info("stage {}: stopping", opt_.node_id);
@@ -166,9 +172,10 @@ void Stage::on_assign(const wire::Assign& a) {
   dtype_ = a.dtype;
   assigned_ = true;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  spdlog::info("stage {}: epoch {}: layers [{}, {}) of {} ({} MiB) loaded in {:.2f}s; downstream {}",
-               opt_.node_id, a.epoch, a.begin, a.end, a.model.name, weights_->bytes() >> 20, secs,
-               a.downstream);
+  spdlog::info(
+      "stage {}: epoch {}: layers [{}, {}) of {} ({} MiB) loaded in {:.2f}s; downstream {}",
+      opt_.node_id, a.epoch, a.begin, a.end, a.model.name, weights_->bytes() >> 20, secs,
+      a.downstream);
   wire::Ready r;
   r.epoch = a.epoch;
   r.begin = a.begin;
@@ -222,7 +229,8 @@ void Stage::on_data(std::vector<std::string> frames) {
     i = j;
   }
   if (batches > 0) {
-    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_in).count();
+    const double total =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_in).count();
     overhead_seconds_ += total - compute_seconds_;
     batches_ += batches;
   }
@@ -234,7 +242,8 @@ bool Stage::run_batch(const std::vector<wire::Step>& steps, bool report_errors) 
   try {
     for (const wire::Step& s : steps) {
       if (weights_->has_embedding()) {
-        if (s.tokens.empty()) throw Error("step " + std::to_string(s.id) + " carries no token ids for the first stage");
+        if (s.tokens.empty())
+          throw Error("step " + std::to_string(s.id) + " carries no token ids for the first stage");
         in.tokens.insert(in.tokens.end(), s.tokens.begin(), s.tokens.end());
       } else {
         if (s.dim != uint32_t(hp.dim)) {
@@ -243,7 +252,8 @@ bool Stage::run_batch(const std::vector<wire::Step>& steps, bool report_errors) 
         }
         const size_t off = in.hidden.size();
         in.hidden.resize(off + size_t(s.rows) * size_t(hp.dim));
-        wire::unpack_activations(s.data, s.dtype, in.hidden.data() + off, size_t(s.rows) * size_t(hp.dim));
+        wire::unpack_activations(s.data, s.dtype, in.hidden.data() + off,
+                                 size_t(s.rows) * size_t(hp.dim));
       }
       for (const wire::Chunk& c : s.seqs) {
         for (uint32_t r = 0; r < c.n; ++r) {
@@ -257,7 +267,8 @@ bool Stage::run_batch(const std::vector<wire::Step>& steps, bool report_errors) 
     StepOutput out;
     const auto t0 = std::chrono::steady_clock::now();
     runner_->step(in, out);
-    compute_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    compute_seconds_ +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     emit(steps, out);
     return true;
   } catch (const Error& e) {
@@ -316,9 +327,12 @@ void Stage::emit(const std::vector<wire::Step>& steps, const StepOutput& out) {
       smp.token = sample_token(logits, hp.n_vocab, p, sp.recent, sp.draw);
       smp.lp = token_logprob(logits, hp.n_vocab, smp.token);
       if (sp.top > 0) {
-        for (const TokenLogprob& t : top_logprobs(logits, hp.n_vocab, int(sp.top))) smp.top.push_back({t.id, t.logprob});
+        for (const TokenLogprob& t : top_logprobs(logits, hp.n_vocab, int(sp.top)))
+          smp.top.push_back({t.id, t.logprob});
       }
-      if (sp.logits) smp.logits.assign(reinterpret_cast<const char*>(logits), size_t(hp.n_vocab) * sizeof(float));
+      if (sp.logits)
+        smp.logits.assign(reinterpret_cast<const char*>(logits),
+                          size_t(hp.n_vocab) * sizeof(float));
       res.out.push_back(std::move(smp));
     }
     send_frame(data_out_, wire::encode(res));

@@ -16,12 +16,12 @@
 namespace lb {
 
 struct StageOptions {
-  std::string broker;  // control endpoint of the broker
-  std::string bind;    // data endpoint to bind (port may be "*")
+  std::string broker;     // control endpoint of the broker
+  std::string bind;       // data endpoint to bind (port may be "*")
   std::string advertise;  // host others use to reach bind, when it is not the bound one
   std::string node_id;
   int64_t order = 0;  // chain position the broker gives this node: lower first
-  std::string model;   // local model file, may be empty
+  std::string model;  // local model file, may be empty
   uint64_t memory_budget = 0;
   int threads = 1;
   size_t max_message_bytes = 64u << 20;

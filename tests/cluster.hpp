@@ -28,10 +28,21 @@ class Cluster {
           const std::vector<std::string>& stage_args = {})
       : dir_("cluster") {
     const std::string endpoint_file = dir_.file("broker.endpoint");
-    std::vector<std::string> argv = {bin_path("layerbus-broker"), "--control", "tcp://127.0.0.1:*",
-                                     "--collect", "tcp://127.0.0.1:*", "--model", model,
-                                     "--min-stages", std::to_string(stages.size()), "--endpoint-file",
-                                     endpoint_file, "--heartbeat-ms", "200", "--log-level", "debug"};
+    std::vector<std::string> argv = {bin_path("layerbus-broker"),
+                                     "--control",
+                                     "tcp://127.0.0.1:*",
+                                     "--collect",
+                                     "tcp://127.0.0.1:*",
+                                     "--model",
+                                     model,
+                                     "--min-stages",
+                                     std::to_string(stages.size()),
+                                     "--endpoint-file",
+                                     endpoint_file,
+                                     "--heartbeat-ms",
+                                     "200",
+                                     "--log-level",
+                                     "debug"};
     argv.insert(argv.end(), broker_args.begin(), broker_args.end());
     broker_pid_ = lb::spawn_process(argv, dir_.file("broker.log"));
     for (int i = 0; i < 500 && broker_.empty(); ++i) {
@@ -41,10 +52,19 @@ class Cluster {
     if (broker_.empty()) throw std::runtime_error("broker did not start:\n" + log("broker"));
     for (size_t i = 0; i < stages.size(); ++i) {
       const StageSpec& s = stages[i];
-      std::vector<std::string> a = {bin_path("layerbus-stage"), "--broker", broker_, "--memory", s.memory,
-                                    "--node-id", s.id, "--order", std::to_string(i),
-                                    "--threads", std::to_string(s.threads),
-                                    "--heartbeat-ms", "200"};
+      std::vector<std::string> a = {bin_path("layerbus-stage"),
+                                    "--broker",
+                                    broker_,
+                                    "--memory",
+                                    s.memory,
+                                    "--node-id",
+                                    s.id,
+                                    "--order",
+                                    std::to_string(i),
+                                    "--threads",
+                                    std::to_string(s.threads),
+                                    "--heartbeat-ms",
+                                    "200"};
       if (s.with_model) a.insert(a.end(), {"--model", model});
       a.insert(a.end(), stage_args.begin(), stage_args.end());
       stage_pids_[s.id] = lb::spawn_process(a, dir_.file(s.id + ".log"));

@@ -32,9 +32,11 @@ TEST(LazyLoad, LoadingLayers10To19TouchesOnlyThem) {
     lb::ModelWeights w(file, 10, 20);
     const uint64_t loaded = lb::resident_bytes();
     const double grew = double(loaded) - double(before);
-    std::printf("[lazy] layers 10-19 hold %.1f MiB (with head %.1f MiB); resident grew %.1f MiB; layers 0-9 are %.1f MiB\n",
-                second_half / 1048576.0, (second_half + sizes.head_bytes) / 1048576.0, grew / 1048576.0,
-                first_half / 1048576.0);
+    std::printf(
+        "[lazy] layers 10-19 hold %.1f MiB (with head %.1f MiB); resident grew %.1f MiB; layers "
+        "0-9 are %.1f MiB\n",
+        second_half / 1048576.0, (second_half + sizes.head_bytes) / 1048576.0, grew / 1048576.0,
+        first_half / 1048576.0);
     // What it holds must be resident, and nothing of layers 0-9 (an extra 1/4 of them would show).
     EXPECT_GE(grew, 0.98 * double(second_half + sizes.head_bytes));
     EXPECT_LT(grew, double(second_half + sizes.head_bytes) + 0.25 * double(first_half));

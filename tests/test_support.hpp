@@ -2,10 +2,10 @@
 // Helpers every test shares: where ../shared is, where the built executables are, temp dirs.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
-#include <unistd.h>
 
 namespace lbtest {
 

@@ -16,7 +16,8 @@ double probe_compute_score(ThreadPool& pool, int millis) {
   std::vector<float> x(kDim * kDim);
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i * 2654435761u % 2001) - 1000) / 1000.0f;
   std::vector<uint8_t> w(row_bytes(GgmlType::Q8_0, kDim) * kDim);
-  for (int64_t r = 0; r < kDim; ++r) k.act_from_float(&x[r * kDim], &w[r * row_bytes(GgmlType::Q8_0, kDim)], kDim);
+  for (int64_t r = 0; r < kDim; ++r)
+    k.act_from_float(&x[r * kDim], &w[r * row_bytes(GgmlType::Q8_0, kDim)], kDim);
   const Matrix m{w.data(), GgmlType::Q8_0, kDim, kDim};
   std::vector<float> y(kDim);
   const auto t0 = std::chrono::steady_clock::now();

@@ -102,7 +102,9 @@ uint64_t min_encoded_size(GgufValueType t) {
   return 1;
 }
 
-bool valid_value_type(uint32_t t) { return t <= uint32_t(GgufValueType::FLOAT64); }
+bool valid_value_type(uint32_t t) {
+  return t <= uint32_t(GgufValueType::FLOAT64);
+}
 
 void set_signed(GgufValue& v, int64_t x) {
   v.i64 = x;
@@ -113,19 +115,40 @@ GgufValue read_value(Cursor& c, GgufValueType type, const std::string& field, ui
   GgufValue v;
   v.type = type;
   switch (type) {
-    case GgufValueType::UINT8: v.u64 = c.read<uint8_t>(field); v.i64 = int64_t(v.u64); break;
-    case GgufValueType::UINT16: v.u64 = c.read<uint16_t>(field); v.i64 = int64_t(v.u64); break;
-    case GgufValueType::UINT32: v.u64 = c.read<uint32_t>(field); v.i64 = int64_t(v.u64); break;
+    case GgufValueType::UINT8:
+      v.u64 = c.read<uint8_t>(field);
+      v.i64 = int64_t(v.u64);
+      break;
+    case GgufValueType::UINT16:
+      v.u64 = c.read<uint16_t>(field);
+      v.i64 = int64_t(v.u64);
+      break;
+    case GgufValueType::UINT32:
+      v.u64 = c.read<uint32_t>(field);
+      v.i64 = int64_t(v.u64);
+      break;
     case GgufValueType::UINT64:
       v.u64 = c.read<uint64_t>(field);
       v.i64 = v.u64 > uint64_t(INT64_MAX) ? INT64_MAX : int64_t(v.u64);
       break;
-    case GgufValueType::INT8: set_signed(v, c.read<int8_t>(field)); break;
-    case GgufValueType::INT16: set_signed(v, c.read<int16_t>(field)); break;
-    case GgufValueType::INT32: set_signed(v, c.read<int32_t>(field)); break;
-    case GgufValueType::INT64: set_signed(v, c.read<int64_t>(field)); break;
-    case GgufValueType::FLOAT32: v.f64 = c.read<float>(field); break;
-    case GgufValueType::FLOAT64: v.f64 = c.read<double>(field); break;
+    case GgufValueType::INT8:
+      set_signed(v, c.read<int8_t>(field));
+      break;
+    case GgufValueType::INT16:
+      set_signed(v, c.read<int16_t>(field));
+      break;
+    case GgufValueType::INT32:
+      set_signed(v, c.read<int32_t>(field));
+      break;
+    case GgufValueType::INT64:
+      set_signed(v, c.read<int64_t>(field));
+      break;
+    case GgufValueType::FLOAT32:
+      v.f64 = c.read<float>(field);
+      break;
+    case GgufValueType::FLOAT64:
+      v.f64 = c.read<double>(field);
+      break;
     case GgufValueType::BOOL: {
       uint8_t b = c.read<uint8_t>(field);
       if (b > 1) c.fail(field, "is a bool with value " + std::to_string(b));
@@ -133,11 +156,15 @@ GgufValue read_value(Cursor& c, GgufValueType type, const std::string& field, ui
       v.i64 = b;
       break;
     }
-    case GgufValueType::STRING: v.str = c.read_string(field); break;
+    case GgufValueType::STRING:
+      v.str = c.read_string(field);
+      break;
     case GgufValueType::ARRAY: {
-      if (depth >= kMaxArrayDepth) c.fail(field, "nests arrays deeper than " + std::to_string(kMaxArrayDepth));
+      if (depth >= kMaxArrayDepth)
+        c.fail(field, "nests arrays deeper than " + std::to_string(kMaxArrayDepth));
       uint32_t et = c.read<uint32_t>(field + " element type");
-      if (!valid_value_type(et)) c.fail(field, "has unknown array element type " + std::to_string(et));
+      if (!valid_value_type(et))
+        c.fail(field, "has unknown array element type " + std::to_string(et));
       v.elem_type = GgufValueType(et);
       uint64_t n = c.read<uint64_t>(field + " array length");
       uint64_t min_size = min_encoded_size(v.elem_type);
@@ -151,7 +178,8 @@ GgufValue read_value(Cursor& c, GgufValueType type, const std::string& field, ui
       }
       v.elems.reserve(n);
       for (uint64_t i = 0; i < n; ++i) {
-        v.elems.push_back(read_value(c, v.elem_type, field + "[" + std::to_string(i) + "]", depth + 1));
+        v.elems.push_back(
+            read_value(c, v.elem_type, field + "[" + std::to_string(i) + "]", depth + 1));
       }
       break;
     }
@@ -162,8 +190,9 @@ GgufValue read_value(Cursor& c, GgufValueType type, const std::string& field, ui
 }  // namespace
 
 const char* gguf_value_type_name(GgufValueType t) {
-  static const char* names[] = {"uint8", "int8",  "uint16", "int16",  "uint32", "int32", "float32",
-                                "bool",  "string", "array", "uint64", "int64",  "float64"};
+  static const char* names[] = {"uint8",  "int8",    "uint16", "int16",  "uint32",
+                                "int32",  "float32", "bool",   "string", "array",
+                                "uint64", "int64",   "float64"};
   uint32_t i = uint32_t(t);
   return i < sizeof(names) / sizeof(names[0]) ? names[i] : "unknown";
 }
@@ -231,7 +260,8 @@ void GgufFile::parse() {
   version_ = c.read<uint32_t>("version");
   if (version_ != 2 && version_ != 3) {
     if ((version_ & 0xffff) == 0 && version_ != 0) {
-      c.fail("version", "looks big-endian (" + std::to_string(version_) + "); only little-endian GGUF is supported");
+      c.fail("version", "looks big-endian (" + std::to_string(version_) +
+                            "); only little-endian GGUF is supported");
     }
     c.fail("version", std::to_string(version_) + " is not supported (only 2 and 3)");
   }
@@ -269,11 +299,13 @@ void GgufFile::parse() {
     t.name = c.read_string(field + " name");
     field = "tensor '" + t.name + "'";
     t.n_dims = c.read<uint32_t>(field + " dimension count");
-    if (t.n_dims == 0 || t.n_dims > 4) c.fail(field, "has " + std::to_string(t.n_dims) + " dimensions (1 to 4 allowed)");
+    if (t.n_dims == 0 || t.n_dims > 4)
+      c.fail(field, "has " + std::to_string(t.n_dims) + " dimensions (1 to 4 allowed)");
     int64_t n_el = 1;
     for (uint32_t d = 0; d < t.n_dims; ++d) {
       uint64_t ne = c.read<uint64_t>(field + " dimension " + std::to_string(d));
-      if (ne == 0 || ne > uint64_t(kMaxDim)) c.fail(field, "has dimension " + std::to_string(d) + " = " + std::to_string(ne));
+      if (ne == 0 || ne > uint64_t(kMaxDim))
+        c.fail(field, "has dimension " + std::to_string(d) + " = " + std::to_string(ne));
       if (int64_t(ne) > kMaxDim / n_el) c.fail(field, "has too many elements");
       t.ne[d] = int64_t(ne);
       n_el *= int64_t(ne);
@@ -287,7 +319,9 @@ void GgufFile::parse() {
                         info->name + " block size " + std::to_string(info->block_size));
     }
     t.offset = c.read<uint64_t>(field + " offset");
-    if (t.offset % alignment_ != 0) c.fail(field, "offset " + std::to_string(t.offset) + " is not aligned to " + std::to_string(alignment_));
+    if (t.offset % alignment_ != 0)
+      c.fail(field, "offset " + std::to_string(t.offset) + " is not aligned to " +
+                        std::to_string(alignment_));
     t.n_bytes = uint64_t(t.ne[0] / info->block_size) * info->block_bytes * uint64_t(t.n_rows());
     if (!tensor_index_.emplace(t.name, tensors_.size()).second) c.fail(field, "appears twice");
     tensors_.push_back(std::move(t));
@@ -304,7 +338,8 @@ void GgufFile::parse() {
   for (GgufTensor& t : tensors_) {
     if (t.offset > data_size || t.n_bytes > data_size - t.offset) {
       throw GgufError(path_ + ": tensor '" + t.name + "' data (offset " + std::to_string(t.offset) +
-                      ", " + std::to_string(t.n_bytes) + " bytes) runs past the end of the file (data section holds " +
+                      ", " + std::to_string(t.n_bytes) +
+                      " bytes) runs past the end of the file (data section holds " +
                       std::to_string(data_size) + " bytes)");
     }
     t.data = map_ + data_offset_ + t.offset;
@@ -315,7 +350,8 @@ void GgufFile::parse() {
   for (size_t i = 1; i < by_offset.size(); ++i) {
     const GgufTensor* prev = by_offset[i - 1];
     if (prev->offset + prev->n_bytes > by_offset[i]->offset) {
-      throw GgufError(path_ + ": tensor '" + by_offset[i]->name + "' data overlaps tensor '" + prev->name + "'");
+      throw GgufError(path_ + ": tensor '" + by_offset[i]->name + "' data overlaps tensor '" +
+                      prev->name + "'");
     }
   }
 }
@@ -328,7 +364,8 @@ const GgufValue* GgufFile::find(const std::string& key) const {
 namespace {
 [[noreturn]] void wrong_type(const std::string& path, const std::string& key, const GgufValue& v,
                              const char* wanted) {
-  throw GgufError(path + ": metadata '" + key + "' is " + gguf_value_type_name(v.type) + ", expected " + wanted);
+  throw GgufError(path + ": metadata '" + key + "' is " + gguf_value_type_name(v.type) +
+                  ", expected " + wanted);
 }
 }  // namespace
 
@@ -394,9 +431,12 @@ std::vector<double> GgufFile::get_float_array(const std::string& key) const {
   std::vector<double> out;
   out.reserve(v->elems.size());
   for (const GgufValue& e : v->elems) {
-    if (e.is_float()) out.push_back(e.f64);
-    else if (e.is_integer()) out.push_back(double(e.i64));
-    else wrong_type(path_, key, *v, "array of numbers");
+    if (e.is_float())
+      out.push_back(e.f64);
+    else if (e.is_integer())
+      out.push_back(double(e.i64));
+    else
+      wrong_type(path_, key, *v, "array of numbers");
   }
   return out;
 }
@@ -451,7 +491,8 @@ void GgufFile::prefetch(const GgufTensor& t) const {
   // Touch one byte per page so the pages are resident now, not on the first token.
   const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
   volatile uint8_t sink = 0;
-  for (uintptr_t p = reinterpret_cast<uintptr_t>(t.data); p < reinterpret_cast<uintptr_t>(t.data) + t.n_bytes; p += page) {
+  for (uintptr_t p = reinterpret_cast<uintptr_t>(t.data);
+       p < reinterpret_cast<uintptr_t>(t.data) + t.n_bytes; p += page) {
     sink = sink + *reinterpret_cast<const uint8_t*>(p);
   }
   (void)sink;

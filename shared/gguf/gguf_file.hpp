@@ -1,8 +1,8 @@
 #pragma once
 // Read-only view of a GGUF file (versions 2 and 3), memory-mapped. Parsing reads only the header,
-// metadata and tensor infos; tensor data pages are touched by whoever uses a tensor, so a stage that
-// holds layers 10-19 never faults in layers 0-9. Every count, length, offset, dimension and type
-// read from the file is checked before use; a bad file raises GgufError naming the field.
+// metadata and tensor infos; tensor data pages are touched by whoever uses a tensor, so a stage
+// that holds layers 10-19 never faults in layers 0-9. Every count, length, offset, dimension and
+// type read from the file is checked before use; a bad file raises GgufError naming the field.
 #include <array>
 #include <cstddef>
 #include <cstdint>

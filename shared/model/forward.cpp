@@ -19,11 +19,17 @@ void RangeRunner::validate(const StepInput& in) const {
   const HParams& hp = w_.hparams();
   const size_t n = in.rows();
   if (n == 0) throw Error("step has no rows");
-  if (in.pos.size() != n) throw Error("step has " + std::to_string(in.pos.size()) + " positions for " + std::to_string(n) + " rows");
+  if (in.pos.size() != n)
+    throw Error("step has " + std::to_string(in.pos.size()) + " positions for " +
+                std::to_string(n) + " rows");
   if (w_.has_embedding()) {
-    if (in.tokens.size() != n) throw Error("step has " + std::to_string(in.tokens.size()) + " tokens for " + std::to_string(n) + " rows");
+    if (in.tokens.size() != n)
+      throw Error("step has " + std::to_string(in.tokens.size()) + " tokens for " +
+                  std::to_string(n) + " rows");
     for (int32_t t : in.tokens) {
-      if (t < 0 || t >= hp.n_vocab) throw Error("token id " + std::to_string(t) + " is outside the vocabulary of " + std::to_string(hp.n_vocab));
+      if (t < 0 || t >= hp.n_vocab)
+        throw Error("token id " + std::to_string(t) + " is outside the vocabulary of " +
+                    std::to_string(hp.n_vocab));
     }
   } else if (in.hidden.size() != n * size_t(hp.dim)) {
     throw Error("step has " + std::to_string(in.hidden.size()) + " activation values, expected " +
@@ -34,17 +40,21 @@ void RangeRunner::validate(const StepInput& in) const {
     const bool starts_group = i == 0 || in.seq[i] != in.seq[i - 1];
     if (starts_group) {
       for (size_t j = 0; j < i; ++j) {
-        if (in.seq[j] == in.seq[i]) throw Error("sequence " + std::to_string(in.seq[i]) + "'s rows are not contiguous in the step");
+        if (in.seq[j] == in.seq[i])
+          throw Error("sequence " + std::to_string(in.seq[i]) +
+                      "'s rows are not contiguous in the step");
       }
       const int64_t held = kv_.n_pos(in.seq[i]);
       if (in.pos[i] < 0 || in.pos[i] > held) {
-        throw Error("sequence " + std::to_string(in.seq[i]) + " starts at position " + std::to_string(in.pos[i]) +
-                    " but its cache holds " + std::to_string(held));
+        throw Error("sequence " + std::to_string(in.seq[i]) + " starts at position " +
+                    std::to_string(in.pos[i]) + " but its cache holds " + std::to_string(held));
       }
     } else if (in.pos[i] != in.pos[i - 1] + 1) {
       throw Error("sequence " + std::to_string(in.seq[i]) + " has non-consecutive positions");
     }
-    if (in.pos[i] >= kv_.n_ctx()) throw Error("position " + std::to_string(in.pos[i]) + " passes the context length " + std::to_string(kv_.n_ctx()));
+    if (in.pos[i] >= kv_.n_ctx())
+      throw Error("position " + std::to_string(in.pos[i]) + " passes the context length " +
+                  std::to_string(kv_.n_ctx()));
   }
 }
 
@@ -86,7 +96,8 @@ void RangeRunner::step(const StepInput& in, StepOutput& out) {
     const Kernels& k = kernels_for(e.type);
     const size_t rb = row_bytes(e.type, dim);
     for (int64_t i = 0; i < n; ++i) {
-      k.to_float(static_cast<const uint8_t*>(e.data) + size_t(in.tokens[size_t(i)]) * rb, &x[size_t(i * dim)], dim);
+      k.to_float(static_cast<const uint8_t*>(e.data) + size_t(in.tokens[size_t(i)]) * rb,
+                 &x[size_t(i * dim)], dim);
     }
   } else {
     std::memcpy(x.data(), in.hidden.data(), x.size() * sizeof(float));
@@ -95,14 +106,18 @@ void RangeRunner::step(const StepInput& in, StepOutput& out) {
   std::vector<float> xn(size_t(n * dim)), q(size_t(n * hp.q_dim())), k(size_t(n * hp.kv_dim())),
       v(size_t(n * hp.kv_dim())), att(size_t(n * hp.q_dim())), proj(size_t(n * dim)),
       gate(size_t(n * hp.ffn)), up(size_t(n * hp.ffn)), act(size_t(n * hp.ffn));
-  const RopeParams rope_params{hp.rope_dims, hp.rope_base, hp.rope_freq_scale, hp.rope_neox, w_.rope_freqs()};
+  const RopeParams rope_params{hp.rope_dims, hp.rope_base, hp.rope_freq_scale, hp.rope_neox,
+                               w_.rope_freqs()};
 
   for (int64_t il = w_.begin(); il < w_.end(); ++il) {
     const LayerWeights& L = w_.layer(il);
     const int64_t layer = il - w_.begin();
 
-    for (int64_t i = 0; i < n; ++i) rms_norm(&x[size_t(i * dim)], L.attn_norm, &xn[size_t(i * dim)], dim, hp.rms_eps);
-    matmul(pool_, {{L.wq, xn.data(), q.data()}, {L.wk, xn.data(), k.data()}, {L.wv, xn.data(), v.data()}}, n);
+    for (int64_t i = 0; i < n; ++i)
+      rms_norm(&x[size_t(i * dim)], L.attn_norm, &xn[size_t(i * dim)], dim, hp.rms_eps);
+    matmul(pool_,
+           {{L.wq, xn.data(), q.data()}, {L.wk, xn.data(), k.data()}, {L.wv, xn.data(), v.data()}},
+           n);
 
     for (int64_t i = 0; i < n; ++i) {
       float* qi = &q[size_t(i * hp.q_dim())];
@@ -136,7 +151,8 @@ void RangeRunner::step(const StepInput& in, StepOutput& out) {
     matmul(pool_, L.wo, att.data(), proj.data(), n);
     add_inplace(x.data(), proj.data(), n * dim);
 
-    for (int64_t i = 0; i < n; ++i) rms_norm(&x[size_t(i * dim)], L.ffn_norm, &xn[size_t(i * dim)], dim, hp.rms_eps);
+    for (int64_t i = 0; i < n; ++i)
+      rms_norm(&x[size_t(i * dim)], L.ffn_norm, &xn[size_t(i * dim)], dim, hp.rms_eps);
     matmul(pool_, {{L.w_gate, xn.data(), gate.data()}, {L.w_up, xn.data(), up.data()}}, n);
     swiglu(gate.data(), up.data(), act.data(), n * hp.ffn);
     matmul(pool_, L.w_down, act.data(), proj.data(), n);
@@ -152,7 +168,8 @@ void RangeRunner::step(const StepInput& in, StepOutput& out) {
   for (int64_t i = 0; i < n; ++i) {
     if (!in.want_logits[size_t(i)]) continue;
     rows.resize(rows.size() + size_t(dim));
-    rms_norm(&x[size_t(i * dim)], w_.output_norm(), &rows[rows.size() - size_t(dim)], dim, hp.rms_eps);
+    rms_norm(&x[size_t(i * dim)], w_.output_norm(), &rows[rows.size() - size_t(dim)], dim,
+             hp.rms_eps);
   }
   const int64_t n_out = int64_t(rows.size()) / dim;
   out.hidden.clear();

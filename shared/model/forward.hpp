@@ -15,10 +15,10 @@ namespace lb {
 // One step's input. A sequence's rows are contiguous, at consecutive positions, starting at or
 // before the position its cache has reached.
 struct StepInput {
-  std::vector<uint64_t> seq;   // per row
-  std::vector<int64_t> pos;    // per row
-  std::vector<int32_t> tokens; // per row, when the range starts at layer 0
-  std::vector<float> hidden;   // [rows][dim], when it does not
+  std::vector<uint64_t> seq;         // per row
+  std::vector<int64_t> pos;          // per row
+  std::vector<int32_t> tokens;       // per row, when the range starts at layer 0
+  std::vector<float> hidden;         // [rows][dim], when it does not
   std::vector<uint8_t> want_logits;  // per row (last range only): rows whose logits are needed
   size_t rows() const { return seq.size(); }
 };

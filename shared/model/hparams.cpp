@@ -48,8 +48,9 @@ HParams read_hparams(const GgufFile& f) {
     throw GgufError(f.path() + ": head_count " + std::to_string(hp.n_heads) +
                     " is not a multiple of head_count_kv " + std::to_string(hp.n_kv_heads));
   }
-  hp.head_dim = f.has(a + "attention.key_length") ? checked(f, a + "attention.key_length", 1, kMaxDim)
-                                                  : hp.dim / hp.n_heads;
+  hp.head_dim = f.has(a + "attention.key_length")
+                    ? checked(f, a + "attention.key_length", 1, kMaxDim)
+                    : hp.dim / hp.n_heads;
   if (!f.has(a + "attention.key_length") && hp.dim % hp.n_heads != 0) {
     throw GgufError(f.path() + ": embedding_length is not a multiple of head_count");
   }
@@ -58,11 +59,13 @@ HParams read_hparams(const GgufFile& f) {
     throw GgufError(f.path() + ": attention.value_length differs from key_length (unsupported)");
   }
   if (hp.head_dim % 2 != 0) throw GgufError(f.path() + ": head dimension must be even for RoPE");
-  hp.n_ctx_train = f.has(a + "context_length") ? checked(f, a + "context_length", 1, 1 << 24) : 2048;
+  hp.n_ctx_train =
+      f.has(a + "context_length") ? checked(f, a + "context_length", 1, 1 << 24) : 2048;
   hp.rms_eps = float(f.get_float(a + "attention.layer_norm_rms_epsilon", 1e-5));
   hp.rope_base = float(f.get_float(a + "rope.freq_base", 10000.0));
-  hp.rope_dims = f.has(a + "rope.dimension_count") ? checked(f, a + "rope.dimension_count", 2, hp.head_dim)
-                                                   : hp.head_dim;
+  hp.rope_dims = f.has(a + "rope.dimension_count")
+                     ? checked(f, a + "rope.dimension_count", 2, hp.head_dim)
+                     : hp.head_dim;
   if (hp.rope_dims % 2 != 0) throw GgufError(f.path() + ": rope.dimension_count must be even");
   const std::string scaling = f.get_string(a + "rope.scaling.type", "none");
   if (scaling == "linear") {
@@ -70,7 +73,8 @@ HParams read_hparams(const GgufFile& f) {
     if (!(factor > 0)) throw GgufError(f.path() + ": rope.scaling.factor must be positive");
     hp.rope_freq_scale = float(1.0 / factor);
   } else if (scaling != "none" && scaling != "") {
-    throw GgufError(f.path() + ": rope.scaling.type '" + scaling + "' is not supported (none, linear are)");
+    throw GgufError(f.path() + ": rope.scaling.type '" + scaling +
+                    "' is not supported (none, linear are)");
   }
   if (!(hp.rms_eps > 0) || !(hp.rope_base > 0)) {
     throw GgufError(f.path() + ": rms epsilon and rope.freq_base must be positive");

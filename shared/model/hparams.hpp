@@ -13,11 +13,11 @@ struct HParams {
   Arch arch = Arch::Llama;
   std::string arch_name;
   int64_t n_vocab = 0;
-  int64_t dim = 0;        // embedding length
+  int64_t dim = 0;  // embedding length
   int64_t n_layers = 0;
   int64_t n_heads = 0;
   int64_t n_kv_heads = 0;
-  int64_t head_dim = 0;   // key/value length per head
+  int64_t head_dim = 0;  // key/value length per head
   int64_t ffn = 0;
   int64_t n_ctx_train = 0;
   float rms_eps = 1e-5f;

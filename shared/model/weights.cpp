@@ -6,7 +6,9 @@ namespace lb {
 
 namespace {
 
-std::string blk(int64_t il, const char* name) { return "blk." + std::to_string(il) + "." + name; }
+std::string blk(int64_t il, const char* name) {
+  return "blk." + std::to_string(il) + "." + name;
+}
 
 // The layer a tensor named "blk.N.*" belongs to, or -1 for tensors outside the layers.
 int64_t layer_of(const std::string& name) {
@@ -36,7 +38,8 @@ const float* vec(const GgufFile& f, const std::string& name, int64_t n,
                  std::vector<const GgufTensor*>& held) {
   const GgufTensor& t = expect(f, name, n, 0);
   if (t.type != GgmlType::F32) {
-    throw GgufError(f.path() + ": tensor '" + name + "' is " + type_name(t.type) + ", expected F32");
+    throw GgufError(f.path() + ": tensor '" + name + "' is " + type_name(t.type) +
+                    ", expected F32");
   }
   held.push_back(&t);
   return reinterpret_cast<const float*>(t.data);

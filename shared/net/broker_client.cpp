@@ -5,11 +5,15 @@
 namespace lb {
 
 BrokerClient::BrokerClient(const std::string& endpoint)
-    : endpoint_(endpoint), ctx_(1), socket_(make_socket(ctx_, zmq::socket_type::dealer, limits_.max_message_bytes)) {
+    : endpoint_(endpoint),
+      ctx_(1),
+      socket_(make_socket(ctx_, zmq::socket_type::dealer, limits_.max_message_bytes)) {
   socket_.connect(endpoint);
 }
 
-void BrokerClient::send(const std::string& bytes) { send_frame(socket_, bytes); }
+void BrokerClient::send(const std::string& bytes) {
+  send_frame(socket_, bytes);
+}
 
 wire::Envelope BrokerClient::receive(std::chrono::milliseconds timeout) {
   zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};

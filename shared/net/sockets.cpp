@@ -13,12 +13,15 @@ zmq::socket_t make_socket(zmq::context_t& ctx, zmq::socket_type type, size_t max
   return s;
 }
 
-std::string last_endpoint(zmq::socket_t& s) { return s.get(zmq::sockopt::last_endpoint); }
+std::string last_endpoint(zmq::socket_t& s) {
+  return s.get(zmq::sockopt::last_endpoint);
+}
 
 std::string with_host(const std::string& endpoint, const std::string& host, bool only_wildcard) {
   const std::string prefix = "tcp://";
   const size_t colon = endpoint.rfind(':');
-  if (endpoint.compare(0, prefix.size(), prefix) != 0 || colon == std::string::npos || colon < prefix.size()) {
+  if (endpoint.compare(0, prefix.size(), prefix) != 0 || colon == std::string::npos ||
+      colon < prefix.size()) {
     return endpoint;
   }
   const std::string h = endpoint.substr(prefix.size(), colon - prefix.size());

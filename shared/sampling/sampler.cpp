@@ -10,11 +10,13 @@
 namespace lb {
 
 void validate(const SamplingParams& p) {
-  if (!(p.temperature >= 0.0f) || !std::isfinite(p.temperature)) throw Error("temperature must be >= 0");
+  if (!(p.temperature >= 0.0f) || !std::isfinite(p.temperature))
+    throw Error("temperature must be >= 0");
   if (p.top_k < 0) throw Error("top-k must be >= 0");
   if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) throw Error("top-p must be in (0, 1]");
   if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) throw Error("min-p must be in [0, 1]");
-  if (!(p.repeat_penalty > 0.0f) || !std::isfinite(p.repeat_penalty)) throw Error("repeat penalty must be > 0");
+  if (!(p.repeat_penalty > 0.0f) || !std::isfinite(p.repeat_penalty))
+    throw Error("repeat penalty must be > 0");
   if (p.repeat_last_n < 0) throw Error("repeat-last-n must be >= 0");
 }
 
@@ -54,7 +56,8 @@ std::vector<TokenLogprob> top_logprobs(const float* logits, int64_t n_vocab, int
     return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
   });
   std::vector<TokenLogprob> out;
-  for (int i = 0; i < k; ++i) out.push_back({ids[size_t(i)], float(double(logits[ids[size_t(i)]]) - lse)});
+  for (int i = 0; i < k; ++i)
+    out.push_back({ids[size_t(i)], float(double(logits[ids[size_t(i)]]) - lse)});
   return out;
 }
 
@@ -71,7 +74,8 @@ int32_t sample_token(const float* logits, int64_t n_vocab, const SamplingParams&
 
   if (p.repeat_penalty != 1.0f && p.repeat_last_n > 0) {
     std::unordered_set<int32_t> recent;
-    const size_t from = history.size() > size_t(p.repeat_last_n) ? history.size() - size_t(p.repeat_last_n) : 0;
+    const size_t from =
+        history.size() > size_t(p.repeat_last_n) ? history.size() - size_t(p.repeat_last_n) : 0;
     for (size_t i = from; i < history.size(); ++i) recent.insert(history[i]);
     for (int32_t id : recent) {
       if (id < 0 || id >= n_vocab) continue;
@@ -79,7 +83,9 @@ int32_t sample_token(const float* logits, int64_t n_vocab, const SamplingParams&
       l = l > 0 ? l / p.repeat_penalty : l * p.repeat_penalty;
     }
   }
-  auto by_logit = [](const Cand& a, const Cand& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); };
+  auto by_logit = [](const Cand& a, const Cand& b) {
+    return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+  };
   if (p.temperature == 0.0f) return std::min_element(c.begin(), c.end(), by_logit)->id;
 
   std::sort(c.begin(), c.end(), by_logit);
@@ -88,7 +94,8 @@ int32_t sample_token(const float* logits, int64_t n_vocab, const SamplingParams&
   auto softmax = [](const std::vector<Cand>& v, float temp) {
     std::vector<double> probs(v.size());
     double sum = 0.0;
-    for (size_t i = 0; i < v.size(); ++i) sum += probs[i] = std::exp(double(v[i].logit - v[0].logit) / temp);
+    for (size_t i = 0; i < v.size(); ++i)
+      sum += probs[i] = std::exp(double(v[i].logit - v[0].logit) / temp);
     for (double& x : probs) x /= sum;
     return probs;
   };

@@ -12,7 +12,8 @@ std::optional<uint64_t> read_kb_field(const std::string& file, const std::string
   std::ifstream in(file);
   std::string line;
   while (std::getline(in, line)) {
-    if (line.compare(0, key.size(), key) == 0 && line.size() > key.size() && line[key.size()] == ':') {
+    if (line.compare(0, key.size(), key) == 0 && line.size() > key.size() &&
+        line[key.size()] == ':') {
       std::istringstream fields(line.substr(key.size() + 1));
       uint64_t kb = 0;
       if (fields >> kb) return kb * 1024;
@@ -30,13 +31,17 @@ std::optional<std::string> read_line(const std::string& file) {
 
 }  // namespace
 
-uint64_t resident_bytes() { return read_kb_field("/proc/self/status", "VmRSS").value_or(0); }
+uint64_t resident_bytes() {
+  return read_kb_field("/proc/self/status", "VmRSS").value_or(0);
+}
 
 std::optional<uint64_t> resident_bytes_of(int pid) {
   return read_kb_field("/proc/" + std::to_string(pid) + "/status", "VmRSS");
 }
 
-uint64_t machine_memory_bytes() { return read_kb_field("/proc/meminfo", "MemTotal").value_or(0); }
+uint64_t machine_memory_bytes() {
+  return read_kb_field("/proc/meminfo", "MemTotal").value_or(0);
+}
 
 std::optional<CgroupMemory> cgroup_memory() {
   // In cgroup v2 the process's line in /proc/self/cgroup is "0::/path".
