@@ -123,6 +123,7 @@ int Broker::run() {
     }
     check_nodes();
     maybe_plan();
+    advance_migration();
     schedule();
   }
   for (const auto& [id, n] : nodes_) {
@@ -169,6 +170,10 @@ void Broker::on_control(const std::string& peer, const std::string& frame) {
       on_cancel(peer, m);
     } else if (type == "status") {
       reply(peer, wire::encode(wire::StatusReply{status_json()}));
+    } else if (type == "control") {
+      wire::Control m;
+      wire::decode(env, m);
+      on_control_op(peer, m);
     } else if (type == "plan") {
       wire::PlanQuery m;
       wire::decode(env, m);
@@ -256,28 +261,37 @@ void Broker::maybe_plan() {
     return;
   }
   plan_error_.clear();
-  ++epoch_;
   spdlog::info("broker: model {}", model_reason_);
+  send_assignments({});
+}
+
+void Broker::send_assignments(const std::vector<std::string>& emptied) {
+  ++epoch_;
+  serving_ = false;
   spdlog::info("broker: epoch {} plan ({}): {}", epoch_, strategy_name(plan_->strategy),
                render_plan_bar(*plan_, 0));
   const ServedModel& m = model();
+  wire::Assign a;
+  a.epoch = epoch_;
+  a.n_layers = m.hp.n_layers;
+  a.model = {m.entry.name, m.entry.path, m.file->file_size(), m.file->digest()};
+  a.ctx = cfg_.context;
+  a.seqs = uint32_t(cfg_.max_sequences);
+  a.dtype = dtype_;
   for (size_t i = 0; i < plan_->stages.size(); ++i) {
     const PlanStage& s = plan_->stages[i];
     nodes_[s.node_id].ready = false;
-    wire::Assign a;
-    a.epoch = epoch_;
     a.begin = s.layer_begin;
     a.end = s.layer_end;
-    a.n_layers = m.hp.n_layers;
-    a.model = {m.entry.name, m.entry.path, m.file->file_size(), m.file->digest()};
     a.upstream = i == 0 ? "broker" : nodes_[plan_->stages[i - 1].node_id].info.data;
     a.downstream = i + 1 < plan_->stages.size() ? nodes_[plan_->stages[i + 1].node_id].info.data
                                                 : collect_endpoint_;
-    a.ctx = cfg_.context;
-    a.seqs = uint32_t(cfg_.max_sequences);
-    a.dtype = dtype_;
     reply(s.node_id, wire::encode(a));
   }
+  // Stages that held layers and hold none now give their memory back.
+  a.begin = a.end = 0;
+  a.upstream = a.downstream = "";
+  for (const std::string& id : emptied) reply(id, wire::encode(a));
   const std::string head = nodes_[plan_->stages.front().node_id].info.data;
   if (feed_target_ != head) {
     if (!feed_target_.empty()) feed_.disconnect(feed_target_);
@@ -302,6 +316,7 @@ void Broker::on_ready(const std::string& peer, const wire::Ready& m) {
   serving_ = true;
   spdlog::info("broker: epoch {} serving: {} stage(s), model {}", epoch_, plan_->stages.size(),
                model().entry.name);
+  if (migration_) finish_migration();
 }
 
 void Broker::on_stage_error(const std::string& peer, const wire::ErrorMsg& m) {
@@ -331,6 +346,7 @@ void Broker::check_nodes() {
     }
     for (uint64_t rid : active) fail(requests_.at(rid), "stage '" + id + "' was lost");
     plan_.reset();
+    migration_.reset();
     serving_ = false;
   }
 }
@@ -412,7 +428,7 @@ void Broker::on_cancel(const std::string& peer, const wire::Cancel& m) {
 }
 
 void Broker::schedule() {
-  if (!serving_) return;
+  if (!serving_ || migration_) return;
   int active = 0;
   for (const auto& [id, r] : requests_) active += r.active;
   while (!waiting_.empty() && active < cfg_.max_sequences) {
@@ -556,6 +572,7 @@ std::string Broker::status_json() const {
   }
   j["nodes"] = nodes;
   j["serving"] = serving_;
+  j["rebalancing"] = migration_.has_value();
   j["epoch"] = epoch_;
   if (plan_) {
     j["plan"] = plan_to_json(*plan_);
@@ -580,6 +597,93 @@ std::string Broker::status_json() const {
   for (auto t : recent_tokens_) recent += now - t < std::chrono::seconds(10);
   j["tokens_per_second"] = double(recent) / 10.0;
   return j.dump();
+}
+
+std::string Broker::current_plan_json() const {
+  nlohmann::json j;
+  j["model"] = model().entry.name;
+  j["epoch"] = epoch_;
+  j["plan"] = plan_ ? plan_to_json(*plan_) : nlohmann::json(nullptr);
+  return j.dump();
+}
+
+void Broker::on_control_op(const std::string& peer, const wire::Control& m) {
+  if (!plan_) throw Error("there is no plan yet to change");
+  if (migration_) throw Error("a rebalance is already under way; try again when it ends");
+  const bool needs_node = m.op != "rebalance";
+  if (needs_node && (!nodes_.count(m.node) || nodes_.at(m.node).lost)) {
+    throw Error("no registered node '" + m.node + "'");
+  }
+  // Decide on copies, so a plan that does not fit changes nothing.
+  BrokerConfig cfg = cfg_;
+  std::map<std::string, NodeState> nodes = nodes_;
+  std::vector<std::string> leaving;
+  if (m.op == "rebalance" && !m.strategy.empty())
+    cfg.strategy = strategy_name(parse_strategy(m.strategy));
+  if (m.op == "drain" || m.op == "exclude") cfg.nodes[m.node].exclude = true;
+  if (m.op == "include") cfg.nodes[m.node].exclude = false;
+  if (m.op == "set_budget") nodes[m.node].info.budget = m.budget;
+  if (m.op == "drain") leaving.push_back(m.node);
+  std::swap(cfg, cfg_);
+  std::swap(nodes, nodes_);
+  std::optional<Plan> next;
+  try {
+    next = make_plan(model().footprint, plan_nodes(), parse_strategy(cfg_.strategy));
+  } catch (...) {
+    std::swap(cfg, cfg_);
+    std::swap(nodes, nodes_);
+    throw;
+  }
+  const std::string old_plan = current_plan_json();
+  if (m.op == "set_budget") reply(m.node, wire::encode(wire::Budget{m.budget}));
+  spdlog::info("broker: {} {}: moving to a new plan", m.op, m.node);
+  migration_ = Migration{*next, leaving, false, Clock::now()};
+  nlohmann::json after;
+  after["model"] = model().entry.name;
+  after["epoch"] = epoch_ + 1;
+  after["plan"] = plan_to_json(*next);
+  reply(peer, wire::encode(wire::PlanChange{old_plan, after.dump()}));
+}
+
+void Broker::advance_migration() {
+  if (!migration_ || migration_->assigned) return;
+  for (const auto& [id, r] : requests_) {
+    if (r.in_flight) return;  // its step must come back first
+  }
+  std::vector<std::string> emptied;
+  for (const PlanStage& s : plan_->stages) {
+    const bool kept = std::any_of(migration_->next.stages.begin(), migration_->next.stages.end(),
+                                  [&](const PlanStage& n) { return n.node_id == s.node_id; });
+    if (!kept) emptied.push_back(s.node_id);
+  }
+  plan_ = migration_->next;
+  migration_->assigned = true;
+  spdlog::info("broker: in-flight steps drained after {:.3f}s",
+               seconds(Clock::now() - migration_->started));
+  send_assignments(emptied);
+}
+
+void Broker::finish_migration() {
+  // The stages' caches were dropped with their old ranges: each active request's whole history
+  // goes through again as one chunk, which rebuilds them exactly, and its next token follows.
+  ready_chunks_.clear();
+  ready_tokens_.clear();
+  for (auto& [id, r] : requests_) {
+    if (!r.active) continue;
+    std::vector<int32_t> history = r.prompt;
+    history.insert(history.end(), r.generated.begin(), r.generated.end());
+    ready_chunks_.push_back(make_chunk(r, 0, uint32_t(history.size())));
+    ready_tokens_.insert(ready_tokens_.end(), history.begin(), history.end());
+  }
+  for (const std::string& id : migration_->leaving) {
+    reply(id, wire::encode(wire::Bye{}));
+    nodes_.erase(id);
+    node_order_.erase(std::remove(node_order_.begin(), node_order_.end(), id), node_order_.end());
+    spdlog::info("broker: node '{}' drained and released", id);
+  }
+  spdlog::info("broker: epoch {} resumed {} request(s) after {:.3f}s", epoch_, ready_chunks_.size(),
+               seconds(Clock::now() - migration_->started));
+  migration_.reset();
 }
 
 std::string Broker::plan_json(const wire::PlanQuery& q) const {

@@ -59,6 +59,16 @@ struct Request {
   uint64_t decode_steps = 0;
 };
 
+// A move to a new plan while serving: steps are held at the head until every in-flight step is
+// back, then the new ranges are assigned; once all stages are ready, every active request's
+// history is re-sent to rebuild the KV caches and generation resumes.
+struct Migration {
+  Plan next;
+  std::vector<std::string> leaving;  // drained nodes: sent bye once the new plan serves
+  bool assigned = false;
+  Clock::time_point started;
+};
+
 class Broker {
  public:
   explicit Broker(BrokerConfig config);
@@ -75,8 +85,13 @@ class Broker {
   void on_cancel(const std::string& peer, const wire::Cancel& m);
   std::string status_json() const;
   std::string plan_json(const wire::PlanQuery& q) const;
+  std::string current_plan_json() const;
 
   void maybe_plan();
+  void send_assignments(const std::vector<std::string>& emptied);
+  void on_control_op(const std::string& peer, const wire::Control& m);
+  void advance_migration();
+  void finish_migration();
   void check_nodes();
   void schedule();         // starts waiting requests and sends every ready chunk as one step
   bool start(Request& r);  // tokenizes and queues the prompt; false when it ended at once
@@ -104,6 +119,7 @@ class Broker {
   std::map<std::string, NodeState> nodes_;  // by id
   std::vector<std::string> node_order_;     // chain order: by `order`, then registration
   std::optional<Plan> plan_;
+  std::optional<Migration> migration_;
   uint64_t epoch_ = 0;
   bool serving_ = false;
   std::string plan_error_;

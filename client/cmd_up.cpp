@@ -161,11 +161,9 @@ int run_up(const UpArgs& a) {
     const int sig = ::sigwaitinfo(&waitset, &info);
     if (sig == SIGINT || sig == SIGTERM) break;
     if (sig == SIGCHLD) {
-      bool died = false;
-      for (int pid : pids) died |= !process_alive(pid);
-      if (died) {
-        std::fprintf(stderr,
-                     "layerbus up: a process of the cluster exited; stopping the rest (see %s)\n",
+      // A stage may leave on its own (drained); the cluster ends only with its broker.
+      if (!process_alive(pids[0])) {
+        std::fprintf(stderr, "layerbus up: the broker exited; stopping the stages (see %s)\n",
                      log_dir.c_str());
         exit_code = 1;
         break;

@@ -13,5 +13,6 @@ void add_status(CLI::App& app);
 void add_plan(CLI::App& app);
 void add_up(CLI::App& app);
 void add_down(CLI::App& app);
+void add_rebalance(CLI::App& app);
 
 }  // namespace lb::client

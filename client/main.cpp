@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   lb::client::add_plan(app);
   lb::client::add_up(app);
   lb::client::add_down(app);
+  lb::client::add_rebalance(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

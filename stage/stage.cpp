@@ -104,11 +104,15 @@ int Stage::run() {
   return 0;
 }
 
+uint64_t Stage::bytes() const {
+  return weights_ ? weights_->bytes() : 0;
+}
+
 void Stage::heartbeat() {
   wire::Heartbeat hb;
   hb.node = opt_.node_id;
   hb.rss = resident_bytes();
-  hb.weights = weights_ ? weights_->bytes() : 0;
+  hb.weights = bytes();
   hb.kv = runner_ ? runner_->kv().bytes() : 0;
   hb.budget = opt_.memory_budget;
   hb.batches = batches_;
@@ -129,6 +133,12 @@ void Stage::on_control(const std::string& frame) {
       wire::Release r;
       wire::decode(env, r);
       if (runner_) runner_->kv().erase(r.req);
+    } else if (type == "budget") {
+      wire::Budget b;
+      wire::decode(env, b);
+      spdlog::info("stage {}: budget {} MiB -> {} MiB", opt_.node_id, opt_.memory_budget >> 20,
+                   b.budget >> 20);
+      opt_.memory_budget = b.budget;
     } else if (type == "bye") {
       spdlog::info("stage {}: broker said bye", opt_.node_id);
       g_stop = 1;
@@ -159,18 +169,22 @@ void Stage::on_assign(const wire::Assign& a) {
                 file_->digest() + " vs " + a.model.digest + ")");
   }
   const auto t0 = std::chrono::steady_clock::now();
+  // The new range first (mapping what it adds), then the old one goes, giving back only the
+  // pages the new range does not hold. KV caches go with the old range: the broker rebuilds them.
+  std::unique_ptr<ModelWeights> next;
+  if (a.begin < a.end) next = std::make_unique<ModelWeights>(file_, a.begin, a.end);
   runner_.reset();
-  weights_.reset();  // gives the old range's pages back before mapping the new one
-  weights_ = std::make_unique<ModelWeights>(file_, a.begin, a.end);
-  runner_ = std::make_unique<RangeRunner>(*weights_, pool_, a.ctx);
+  if (weights_ && next) weights_->hand_over_to(*next);
+  weights_ = std::move(next);
+  if (weights_) runner_ = std::make_unique<RangeRunner>(*weights_, pool_, a.ctx);
   if (downstream_ != a.downstream) {
     if (!downstream_.empty()) data_out_.disconnect(downstream_);
-    data_out_.connect(a.downstream);
+    if (!a.downstream.empty()) data_out_.connect(a.downstream);
     downstream_ = a.downstream;
   }
   epoch_ = a.epoch;
   dtype_ = a.dtype;
-  assigned_ = true;
+  assigned_ = weights_ != nullptr;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   spdlog::info(
       "stage {}: epoch {}: layers [{}, {}) of {} ({} MiB) loaded in {:.2f}s; downstream {}",
@@ -180,7 +194,7 @@ void Stage::on_assign(const wire::Assign& a) {
   r.epoch = a.epoch;
   r.begin = a.begin;
   r.end = a.end;
-  r.weights = weights_->bytes();
+  r.weights = bytes();
   r.rss = resident_bytes();
   send_control(wire::encode(r));
 }

@@ -43,6 +43,7 @@ class Stage {
   bool run_batch(const std::vector<wire::Step>& steps, bool report_errors);
   void emit(const std::vector<wire::Step>& steps, const StepOutput& out);
   void heartbeat();
+  uint64_t bytes() const;  // weight bytes held
 
   StageOptions opt_;
   wire::Limits limits_;

@@ -1,5 +1,7 @@
 #include "model/weights.hpp"
 
+#include <algorithm>
+
 #include "quant/kernels.hpp"
 
 namespace lb {
@@ -100,7 +102,16 @@ ModelWeights::ModelWeights(std::shared_ptr<const GgufFile> file, int64_t begin, 
 }
 
 ModelWeights::~ModelWeights() {
-  for (const GgufTensor* t : held_tensors()) file_->release(*t);
+  for (const GgufTensor* t : held_tensors()) {
+    if (std::find(kept_by_successor_.begin(), kept_by_successor_.end(), t) ==
+        kept_by_successor_.end()) {
+      file_->release(*t);
+    }
+  }
+}
+
+void ModelWeights::hand_over_to(const ModelWeights& successor) {
+  if (&successor.file() == file_.get()) kept_by_successor_ = successor.held_tensors();
 }
 
 std::vector<const GgufTensor*> ModelWeights::held_tensors() const {

@@ -49,6 +49,10 @@ class ModelWeights {
   // Bytes of tensor data this range holds.
   uint64_t bytes() const;
 
+  // When a range is replaced by another of the same file: pages the successor also holds are
+  // not given back when this one is destroyed (so they stay resident across a rebalance).
+  void hand_over_to(const ModelWeights& successor);
+
  private:
   std::vector<const GgufTensor*> held_tensors() const;
 
@@ -61,6 +65,7 @@ class ModelWeights {
   Matrix output_;
   const float* rope_freqs_ = nullptr;
   std::vector<const GgufTensor*> global_tensors_;
+  std::vector<const GgufTensor*> kept_by_successor_;
 };
 
 // Bytes of one layer's tensors, of the embedding and of the head, without loading anything

@@ -118,10 +118,11 @@ void unpack_activations(const std::string& bytes, DType d, float* out, size_t n)
 
 namespace {
 
-constexpr const char* kTypes[] = {"step",         "result",    "register",  "assign", "ready",
-                                  "release",      "heartbeat", "error",     "bye",    "generate",
-                                  "accepted",     "token",     "done",      "cancel", "status",
-                                  "status_reply", "plan",      "plan_reply"};
+constexpr const char* kTypes[] = {
+    "step",      "result",      "register", "assign",       "ready",    "release",
+    "heartbeat", "error",       "bye",      "generate",     "accepted", "token",
+    "done",      "cancel",      "status",   "status_reply", "plan",     "plan_reply",
+    "control",   "plan_change", "budget",   "pressure"};
 
 // A type string fit for an error message: printable ASCII, at most 40 characters.
 std::string printable(std::string_view s) {
@@ -499,6 +500,38 @@ std::string encode(const PlanReply& m) {
   return w.take();
 }
 
+std::string encode(const Control& m) {
+  Writer w(type_of<Control>(), 4);
+  w.str("op", m.op);
+  w.str("node", m.node);
+  w.u64("budget", m.budget);
+  w.str("strategy", m.strategy);
+  return w.take();
+}
+
+std::string encode(const PlanChange& m) {
+  Writer w(type_of<PlanChange>(), 2, 64 + m.old_plan.size() + m.new_plan.size());
+  w.str("old", m.old_plan);
+  w.str("new", m.new_plan);
+  return w.take();
+}
+
+std::string encode(const Budget& m) {
+  Writer w(type_of<Budget>(), 1);
+  w.u64("budget", m.budget);
+  return w.take();
+}
+
+std::string encode(const Pressure& m) {
+  Writer w(type_of<Pressure>(), 5);
+  w.str("node", m.node);
+  w.u64("rss", m.rss);
+  w.u64("weights", m.weights);
+  w.u64("kv", m.kv);
+  w.u64("budget", m.budget);
+  return w.take();
+}
+
 // --- decoding ----------------------------------------------------------------------------------
 
 namespace {
@@ -837,6 +870,49 @@ void decode(const Envelope& e, PlanQuery& out) {
   m.nodes.reserve(nodes.size);
   for (uint32_t i = 0; i < nodes.size; ++i)
     m.nodes.push_back(detail::as_u64(nodes.ptr[i], np.at(i)));
+  out = std::move(m);
+}
+
+void decode(const Envelope& e, Control& out) {
+  const Path root{nullptr, "control", 0};
+  const Map r = open(e, "control", root);
+  Control m;
+  m.op = r.str("op");
+  check(m.op == "rebalance" || m.op == "drain" || m.op == "set_budget" || m.op == "exclude" ||
+            m.op == "include",
+        r, "op", "unknown operation '" + printable(m.op) + "'");
+  m.node = r.str("node");
+  m.budget = r.u64("budget");
+  m.strategy = r.str("strategy");
+  out = std::move(m);
+}
+
+void decode(const Envelope& e, PlanChange& out) {
+  const Path root{nullptr, "plan_change", 0};
+  const Map r = open(e, "plan_change", root);
+  PlanChange m;
+  m.old_plan = r.str("old");
+  m.new_plan = r.str("new");
+  out = std::move(m);
+}
+
+void decode(const Envelope& e, Budget& out) {
+  const Path root{nullptr, "budget", 0};
+  const Map r = open(e, "budget", root);
+  Budget m;
+  m.budget = r.u64("budget");
+  out = m;
+}
+
+void decode(const Envelope& e, Pressure& out) {
+  const Path root{nullptr, "pressure", 0};
+  const Map r = open(e, "pressure", root);
+  Pressure m;
+  m.node = r.str("node");
+  m.rss = r.u64("rss");
+  m.weights = r.u64("weights");
+  m.kv = r.u64("kv");
+  m.budget = r.u64("budget");
   out = std::move(m);
 }
 

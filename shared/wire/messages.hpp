@@ -207,6 +207,35 @@ struct PlanReply {
   std::string json;
 };
 
+// --- rebalancing -----------------------------------------------------------------------------
+
+// Client -> broker: change the plan while serving. op: rebalance (strategy may be empty = keep),
+// drain (move every layer off node, then let it leave), set_budget (node's budget = budget),
+// exclude / include (node gets no layers / may get layers again).
+struct Control {
+  std::string op;
+  std::string node;
+  uint64_t budget = 0;
+  std::string strategy;
+};
+
+// Broker -> client: the plan before and after a Control (JSON, as in `layerbus plan --json`).
+struct PlanChange {
+  std::string old_plan;
+  std::string new_plan;
+};
+
+// Broker -> stage: the node's memory budget changed.
+struct Budget {
+  uint64_t budget = 0;
+};
+
+// Stage -> broker: usage crossed the high-water mark of the budget.
+struct Pressure {
+  std::string node;
+  uint64_t rss = 0, weights = 0, kv = 0, budget = 0;
+};
+
 // One encode per message type (the type key comes from the struct).
 std::string encode(const Step& m);
 std::string encode(const Result& m);
@@ -226,6 +255,10 @@ std::string encode(const StatusQuery& m);
 std::string encode(const StatusReply& m);
 std::string encode(const PlanQuery& m);
 std::string encode(const PlanReply& m);
+std::string encode(const Control& m);
+std::string encode(const PlanChange& m);
+std::string encode(const Budget& m);
+std::string encode(const Pressure& m);
 
 // One decode per message type; the envelope's type must match (WireError otherwise).
 void decode(const Envelope& e, Step& m);
@@ -246,6 +279,10 @@ void decode(const Envelope& e, StatusQuery& m);
 void decode(const Envelope& e, StatusReply& m);
 void decode(const Envelope& e, PlanQuery& m);
 void decode(const Envelope& e, PlanReply& m);
+void decode(const Envelope& e, Control& m);
+void decode(const Envelope& e, PlanChange& m);
+void decode(const Envelope& e, Budget& m);
+void decode(const Envelope& e, Pressure& m);
 
 // The type string each struct is encoded with ("step", "result", "register", ...).
 template <typename T>
@@ -269,6 +306,10 @@ template <> inline const char* type_of<StatusQuery>() { return "status"; }
 template <> inline const char* type_of<StatusReply>() { return "status_reply"; }
 template <> inline const char* type_of<PlanQuery>()   { return "plan"; }
 template <> inline const char* type_of<PlanReply>()   { return "plan_reply"; }
+template <> inline const char* type_of<Control>()     { return "control"; }
+template <> inline const char* type_of<PlanChange>()  { return "plan_change"; }
+template <> inline const char* type_of<Budget>()      { return "budget"; }
+template <> inline const char* type_of<Pressure>()    { return "pressure"; }
 // clang-format on
 
 }  // namespace lb::wire

@@ -1,0 +1,183 @@
+// Live rebalancing with real processes: the plan changes while 8 requests generate, layers move,
+// memory is given back, and every output equals its undisturbed greedy tokens.
+#include <atomic>
+#include <future>
+#include <regex>
+
+#include "cluster.hpp"
+#include "model/generate.hpp"
+#include "synth/synth.hpp"
+#include "sys/memory.hpp"
+#include "sys/process.hpp"
+#include "tokenizer/tokenizer.hpp"
+
+namespace {
+
+using lbtest::Cluster;
+
+constexpr uint32_t kTokens = 64;
+
+// A model whose layers are large enough for their memory to show in resident-set figures.
+std::string big_layers_model(const lbtest::TempDir& dir) {
+  lb::SynthSpec spec;
+  spec.arch = "llama";
+  spec.dim = 768;
+  spec.n_layers = 24;
+  spec.n_heads = 12;
+  spec.n_kv_heads = 4;
+  spec.ffn = 2048;
+  spec.vocab = 1024;
+  spec.type = lb::GgmlType::Q8_0;
+  const std::string path = dir.file("rebalance.gguf");
+  lb::write_synthetic_model(spec, path);
+  return path;
+}
+
+std::vector<std::vector<int32_t>> undisturbed(const std::string& model,
+                                              const std::vector<std::string>& prompts) {
+  auto file = std::make_shared<lb::GgufFile>(model);
+  lb::Tokenizer tok(*file);
+  lb::ModelWeights w(file, 0, lb::read_hparams(*file).n_layers);
+  lb::ThreadPool pool(2);
+  lb::RangeRunner runner(w, pool, 256);
+  std::vector<std::vector<int32_t>> out;
+  for (const std::string& p : prompts) {
+    lb::GenerateOptions opt;
+    opt.n_predict = kTokens;
+    out.emplace_back();
+    lb::generate(
+        runner, tok.encode(p, true), opt, [&](int32_t id) { return tok.is_end_of_generation(id); },
+        [&](const lb::GeneratedToken& t) {
+          out.back().push_back(t.id);
+          return true;
+        });
+  }
+  return out;
+}
+
+// 8 requests streaming at once; `during` runs once every request has produced a few tokens.
+std::vector<std::vector<int32_t>> generate_while(const std::string& broker,
+                                                 const std::vector<std::string>& prompts,
+                                                 const std::function<void()>& during) {
+  std::atomic<int> started{0};
+  std::vector<std::future<std::vector<int32_t>>> futures;
+  for (const std::string& p : prompts) {
+    futures.push_back(std::async(std::launch::async, [&, p] {
+      lb::BrokerClient c(broker);
+      lb::wire::Generate g;
+      g.prompt = p;
+      g.n = kTokens;
+      c.send(lb::wire::encode(g));
+      int tokens = 0;
+      for (;;) {
+        lb::wire::Envelope env = c.receive(std::chrono::seconds(120));
+        if (env.type() == "token" && ++tokens == 3) started++;
+        if (env.type() == "error") {
+          lb::wire::ErrorMsg e;
+          lb::wire::decode(env, e);
+          throw std::runtime_error("request failed: " + e.msg);
+        }
+        if (env.type() == "done") {
+          lb::wire::Done d;
+          lb::wire::decode(env, d);
+          if (tokens < 3) started++;
+          return d.tokens;
+        }
+      }
+    }));
+  }
+  while (started < int(prompts.size())) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  during();
+  std::vector<std::vector<int32_t>> out;
+  for (auto& f : futures) out.push_back(f.get());
+  return out;
+}
+
+std::string control(const std::string& broker, const std::string& op, const std::string& node = "",
+                    uint64_t budget = 0, const std::string& strategy = "") {
+  lb::BrokerClient c(broker);
+  lb::wire::PlanChange r;
+  lb::wire::decode(c.ask(lb::wire::encode(lb::wire::Control{op, node, budget, strategy}),
+                         std::chrono::seconds(30)),
+                   r);
+  return r.new_plan;
+}
+
+nlohmann::json wait_rebalanced(Cluster& cluster) {
+  for (int i = 0; i < 2000; ++i) {
+    nlohmann::json s = cluster.status();
+    if (s["serving"].get<bool>() && !s["rebalancing"].get<bool>()) return s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  throw std::runtime_error("rebalance did not finish");
+}
+
+int layers_of(const nlohmann::json& status, const std::string& id) {
+  for (const auto& n : status["nodes"]) {
+    if (n["id"] == id && n.contains("layers"))
+      return n["layers"][1].get<int>() - n["layers"][0].get<int>();
+  }
+  return 0;
+}
+
+const std::vector<std::string> kPrompts = {"a", "b c", "d e f", "g", "h i", "j k l", "m", "n o"};
+
+}  // namespace
+
+TEST(Rebalance, SetBudgetHalvesAStageMidGenerationAndOutputsStayExact) {
+  lbtest::TempDir dir("rebalance-budget");
+  const std::string model = big_layers_model(dir);
+  const auto expected = undisturbed(model, kPrompts);
+  Cluster cluster(model, {{"a", "400MiB"}, {"b", "400MiB"}, {"c", "400MiB"}},
+                  {"--context", "256", "--max-sequences", "8"});
+  const nlohmann::json before = cluster.wait_serving();
+  const uint64_t rss_before = lb::resident_bytes_of(cluster.stage_pid("c")).value_or(0);
+  const auto got = generate_while(cluster.broker(), kPrompts, [&] {
+    control(cluster.broker(), "set_budget", "c", 200ull << 20);
+  });
+  const nlohmann::json after = wait_rebalanced(cluster);
+  EXPECT_EQ(after["epoch"].get<uint64_t>(), before["epoch"].get<uint64_t>() + 1);
+  EXPECT_LT(layers_of(after, "c"), layers_of(before, "c"));
+  const uint64_t rss_after = lb::resident_bytes_of(cluster.stage_pid("c")).value_or(0);
+  std::printf("[rebalance] stage c: %d -> %d layers, resident %.1f -> %.1f MiB\n",
+              layers_of(before, "c"), layers_of(after, "c"), rss_before / 1048576.0,
+              rss_after / 1048576.0);
+  EXPECT_LT(rss_after + (10ull << 20), rss_before)
+      << "stage c did not give its dropped layers' memory back";
+  EXPECT_TRUE(std::regex_search(cluster.log("broker"), std::regex("resumed [1-8] request")))
+      << "the move did not happen while requests were generating";
+  for (size_t i = 0; i < kPrompts.size(); ++i)
+    EXPECT_EQ(got[i], expected[i]) << "prompt '" << kPrompts[i] << "'";
+}
+
+TEST(Rebalance, DrainAndStrategySwitchesMidGenerationChangeNothing) {
+  lbtest::TempDir dir("rebalance-drain");
+  const std::string model = big_layers_model(dir);
+  const auto expected = undisturbed(model, kPrompts);
+  Cluster cluster(model, {{"a", "300MiB"}, {"b", "400MiB"}, {"c", "600MiB"}},
+                  {"--context", "256", "--max-sequences", "8"});
+  cluster.wait_serving();
+
+  auto got =
+      generate_while(cluster.broker(), kPrompts, [&] { control(cluster.broker(), "drain", "b"); });
+  nlohmann::json s = wait_rebalanced(cluster);
+  EXPECT_EQ(layers_of(s, "b"), 0);
+  for (const auto& n : s["nodes"])
+    EXPECT_NE(n["id"], "b") << "the drained node is still registered";
+  for (int i = 0; i < 250 && lb::process_alive(cluster.stage_pid("b")); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_FALSE(lb::process_alive(cluster.stage_pid("b"))) << "the drained stage did not exit";
+  for (size_t i = 0; i < kPrompts.size(); ++i)
+    EXPECT_EQ(got[i], expected[i]) << "drain, prompt '" << kPrompts[i] << "'";
+
+  got = generate_while(cluster.broker(), kPrompts, [&] {
+    control(cluster.broker(), "rebalance", "", 0, "uniform");
+    wait_rebalanced(cluster);
+    control(cluster.broker(), "rebalance", "", 0, "memory");
+  });
+  s = wait_rebalanced(cluster);
+  EXPECT_EQ(s["plan"]["strategy"], "memory");
+  for (size_t i = 0; i < kPrompts.size(); ++i)
+    EXPECT_EQ(got[i], expected[i]) << "uniform/memory, prompt '" << kPrompts[i] << "'";
+}
