@@ -76,6 +76,9 @@ Broker::Broker(BrokerConfig config)
       feed_(make_socket(ctx_, zmq::socket_type::push, cfg_.max_message_bytes)),
       collect_(make_socket(ctx_, zmq::socket_type::pull, cfg_.max_message_bytes)) {
   limits_.max_message_bytes = cfg_.max_message_bytes;
+  kv_reserve_tokens_ = cfg_.kv_reserve_tokens > 0
+                           ? uint64_t(cfg_.kv_reserve_tokens)
+                           : uint64_t(cfg_.context) * uint64_t(cfg_.max_sequences);
   if (cfg_.models.empty())
     throw Error("no models configured: give --model PATH or a 'models' list");
   for (const ModelEntry& e : cfg_.models) models_.push_back(open_model(e, cfg_));
@@ -170,6 +173,10 @@ void Broker::on_control(const std::string& peer, const std::string& frame) {
       on_cancel(peer, m);
     } else if (type == "status") {
       reply(peer, wire::encode(wire::StatusReply{status_json()}));
+    } else if (type == "pressure") {
+      wire::Pressure m;
+      wire::decode(env, m);
+      on_pressure(peer, m);
     } else if (type == "control") {
       wire::Control m;
       wire::decode(env, m);
@@ -212,7 +219,8 @@ std::vector<PlanNode> Broker::plan_nodes() const {
     if (n.lost) continue;
     PlanNode p;
     p.id = id;
-    p.budget_bytes = n.info.budget;
+    // Plan within the stage's high-water mark: filling past it would report pressure at once.
+    p.budget_bytes = uint64_t(double(n.info.budget) * n.info.high_water);
     p.compute_score = n.info.compute > 0 ? n.info.compute : 1.0;
     if (auto it = cfg_.nodes.find(id); it != cfg_.nodes.end()) {
       p.cap_bytes = it->second.cap;
@@ -240,7 +248,7 @@ void Broker::maybe_plan() {
   std::string skipped;
   for (size_t i : order) {
     try {
-      Plan p = make_plan(models_[i]->footprint, nodes, strategy);
+      Plan p = make_plan(planning_footprint(i), nodes, strategy);
       model_index_ = i;
       model_reason_ = cfg_.model == "auto"
                           ? "auto: " + models_[i]->entry.name + " (" +
@@ -554,6 +562,8 @@ std::string Broker::status_json() const {
                      {"weights", n.last_heartbeat.weights},
                      {"kv", n.last_heartbeat.kv},
                      {"rss", n.last_heartbeat.rss},
+                     {"cgroup_limit", n.last_heartbeat.cg_limit},
+                     {"cgroup_usage", n.last_heartbeat.cg_usage},
                      {"compute", n.info.compute},
                      {"threads", n.info.threads},
                      {"batches", n.last_heartbeat.batches},
@@ -573,6 +583,7 @@ std::string Broker::status_json() const {
   j["nodes"] = nodes;
   j["serving"] = serving_;
   j["rebalancing"] = migration_.has_value();
+  j["kv_reserve_tokens"] = kv_reserve_tokens_;
   j["epoch"] = epoch_;
   if (plan_) {
     j["plan"] = plan_to_json(*plan_);
@@ -628,7 +639,7 @@ void Broker::on_control_op(const std::string& peer, const wire::Control& m) {
   std::swap(nodes, nodes_);
   std::optional<Plan> next;
   try {
-    next = make_plan(model().footprint, plan_nodes(), parse_strategy(cfg_.strategy));
+    next = make_plan(planning_footprint(model_index_), plan_nodes(), parse_strategy(cfg_.strategy));
   } catch (...) {
     std::swap(cfg, cfg_);
     std::swap(nodes, nodes_);
@@ -636,13 +647,64 @@ void Broker::on_control_op(const std::string& peer, const wire::Control& m) {
   }
   const std::string old_plan = current_plan_json();
   if (m.op == "set_budget") reply(m.node, wire::encode(wire::Budget{m.budget}));
-  spdlog::info("broker: {} {}: moving to a new plan", m.op, m.node);
-  migration_ = Migration{*next, leaving, false, Clock::now()};
+  begin_migration(*next, leaving, m.op + (m.node.empty() ? "" : " " + m.node));
   nlohmann::json after;
   after["model"] = model().entry.name;
   after["epoch"] = epoch_ + 1;
   after["plan"] = plan_to_json(*next);
   reply(peer, wire::encode(wire::PlanChange{old_plan, after.dump()}));
+}
+
+ModelFootprint Broker::planning_footprint(size_t model) const {
+  ModelFootprint f = models_[model]->footprint;
+  f.context_length = kv_reserve_tokens_;
+  f.max_seqs = 1;
+  return f;
+}
+
+bool Broker::begin_migration(const Plan& next, std::vector<std::string> leaving,
+                             const std::string& why) {
+  bool same = leaving.empty() && next.stages.size() == plan_->stages.size() &&
+              next.strategy == plan_->strategy;
+  for (size_t i = 0; same && i < next.stages.size(); ++i) {
+    same = next.stages[i].node_id == plan_->stages[i].node_id &&
+           next.stages[i].layer_begin == plan_->stages[i].layer_begin &&
+           next.stages[i].layer_end == plan_->stages[i].layer_end;
+  }
+  if (same) {
+    spdlog::info("broker: {}: the plan stays as it is", why);
+    return false;
+  }
+  spdlog::info("broker: {}: moving to a new plan", why);
+  migration_ = Migration{next, std::move(leaving), false, Clock::now()};
+  return true;
+}
+
+void Broker::on_pressure(const std::string& peer, const wire::Pressure& m) {
+  spdlog::warn(
+      "broker: stage '{}' under memory pressure: weights {}, KV {}, resident {}, budget {}", peer,
+      format_bytes(m.weights), format_bytes(m.kv), format_bytes(m.rss), format_bytes(m.budget));
+  if (!plan_ || migration_) return;
+  auto it = std::find_if(plan_->stages.begin(), plan_->stages.end(),
+                         [&](const PlanStage& s) { return s.node_id == peer; });
+  if (it == plan_->stages.end()) return;
+  // Reserve what the caches really use (with room to grow) on every stage, and plan again.
+  const ModelFootprint& f = model().footprint;
+  const uint64_t layers = uint64_t(it->layer_end - it->layer_begin);
+  const uint64_t in_use = m.kv / std::max<uint64_t>(1, layers * f.kv_bytes_per_token_per_layer);
+  const uint64_t full = uint64_t(cfg_.context) * uint64_t(cfg_.max_sequences);
+  const uint64_t before = kv_reserve_tokens_;
+  kv_reserve_tokens_ = std::min(full, std::max(kv_reserve_tokens_ * 2, in_use + in_use / 4));
+  try {
+    const Plan next =
+        make_plan(planning_footprint(model_index_), plan_nodes(), parse_strategy(cfg_.strategy));
+    if (!begin_migration(next, {}, "memory pressure on " + peer)) {
+      spdlog::warn("broker: no other plan relieves '{}'", peer);
+    }
+  } catch (const PlanError& e) {
+    kv_reserve_tokens_ = before;
+    spdlog::error("broker: cannot relieve '{}': {}", peer, e.what());
+  }
 }
 
 void Broker::advance_migration() {
@@ -702,7 +764,7 @@ std::string Broker::plan_json(const wire::PlanQuery& q) const {
   nlohmann::json j;
   j["model"] = model().entry.name;
   try {
-    j["plan"] = plan_to_json(make_plan(model().footprint, nodes, strategy));
+    j["plan"] = plan_to_json(make_plan(planning_footprint(model_index_), nodes, strategy));
   } catch (const PlanError& e) {
     j["plan"] = nullptr;
     j["error"] = e.what();

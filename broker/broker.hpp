@@ -90,6 +90,10 @@ class Broker {
   void maybe_plan();
   void send_assignments(const std::vector<std::string>& emptied);
   void on_control_op(const std::string& peer, const wire::Control& m);
+  void on_pressure(const std::string& peer, const wire::Pressure& m);
+  ModelFootprint planning_footprint(size_t model) const;
+  // Starts a move to `next` (a new epoch); false when it equals the current plan.
+  bool begin_migration(const Plan& next, std::vector<std::string> leaving, const std::string& why);
   void advance_migration();
   void finish_migration();
   void check_nodes();
@@ -120,6 +124,7 @@ class Broker {
   std::vector<std::string> node_order_;     // chain order: by `order`, then registration
   std::optional<Plan> plan_;
   std::optional<Migration> migration_;
+  uint64_t kv_reserve_tokens_ = 0;  // positions per layer the planner reserves (grows on pressure)
   uint64_t epoch_ = 0;
   bool serving_ = false;
   std::string plan_error_;

@@ -32,6 +32,12 @@ int main(int argc, char** argv) {
   app.add_option("--heartbeat-ms", heartbeat_ms, "Heartbeat interval");
   app.add_option("--node-timeout-ms", node_timeout_ms,
                  "Silence after which a stage counts as lost");
+  std::optional<int64_t> kv_reserve;
+  bool auto_rebalance = false;
+  app.add_option("--kv-reserve-tokens", kv_reserve,
+                 "KV positions per layer the planner reserves (0 = context x max-sequences)");
+  app.add_flag("--auto-rebalance", auto_rebalance,
+               "Offer layers to stages that register while serving");
   std::vector<std::string> caps, excludes;
   app.add_option("--cap", caps,
                  "Plan at most SIZE on a node: ID=SIZE (repeatable; config: nodes.ID.cap)");
@@ -65,6 +71,8 @@ int main(int argc, char** argv) {
       cfg.nodes[c.substr(0, eq)].cap = lb::parse_bytes(c.substr(eq + 1));
     }
     for (const std::string& id : excludes) cfg.nodes[id].exclude = true;
+    if (kv_reserve) cfg.kv_reserve_tokens = *kv_reserve;
+    if (auto_rebalance) cfg.auto_rebalance = true;
     if (!model.empty()) {
       const bool named = std::any_of(cfg.models.begin(), cfg.models.end(),
                                      [&](const lb::ModelEntry& m) { return m.name == model; });

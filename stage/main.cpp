@@ -31,6 +31,10 @@ int main(int argc, char** argv) {
   app.add_option("--heartbeat-ms", opt.heartbeat_ms, "Heartbeat interval")
       ->check(CLI::Range(10, 60000))
       ->capture_default_str();
+  app.add_option("--high-water", opt.high_water,
+                 "Report memory pressure past this share of the budget")
+      ->check(CLI::Range(0.1, 1.0))
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {

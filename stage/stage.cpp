@@ -60,6 +60,7 @@ int Stage::run() {
   reg.order = opt_.order;
   reg.host = host_name();
   reg.budget = opt_.memory_budget;
+  reg.high_water = opt_.high_water;
   reg.compute = compute_score_;
   reg.threads = uint32_t(pool_.size());
   reg.data = data_endpoint_;
@@ -117,7 +118,42 @@ void Stage::heartbeat() {
   hb.budget = opt_.memory_budget;
   hb.batches = batches_;
   hb.overhead_us = batches_ > 0 ? overhead_seconds_ / double(batches_) * 1e6 : 0.0;
+  if (auto cg = cgroup_memory()) {
+    hb.cg_limit = cg->limit.value_or(0);
+    hb.cg_usage = cg->usage;
+  }
   send_control(wire::encode(hb));
+  check_pressure();
+}
+
+void Stage::check_pressure() {
+  if (!runner_) return;
+  // Once per epoch, and again every few seconds while it lasts: the broker may have had no
+  // better plan the first time, and caches that keep growing may change that.
+  const auto now = std::chrono::steady_clock::now();
+  if (pressure_reported_ && now - pressure_reported_at_ < std::chrono::seconds(3)) return;
+  // Weights and KV caches against the budget; and, under a cgroup v2 limit, the kernel's own
+  // count against that limit, so the broker moves layers before the OOM killer acts.
+  const uint64_t held = bytes() + runner_->kv().bytes();
+  const double budget_mark = opt_.high_water * double(opt_.memory_budget);
+  bool over = double(held) > budget_mark;
+  auto cg = cgroup_memory();
+  if (cg && cg->limit) over = over || double(cg->usage) > opt_.high_water * double(*cg->limit);
+  if (!over) return;
+  wire::Pressure p;
+  p.node = opt_.node_id;
+  p.rss = resident_bytes();
+  p.weights = bytes();
+  p.kv = runner_->kv().bytes();
+  p.budget = opt_.memory_budget;
+  spdlog::warn("stage {}: memory pressure: weights {} MiB + KV {} MiB of a {} MiB budget{}",
+               opt_.node_id, p.weights >> 20, p.kv >> 20, p.budget >> 20,
+               cg && cg->limit ? " (cgroup " + std::to_string(cg->usage >> 20) + " of " +
+                                     std::to_string(*cg->limit >> 20) + " MiB)"
+                               : "");
+  send_control(wire::encode(p));
+  pressure_reported_ = true;
+  pressure_reported_at_ = now;
 }
 
 void Stage::on_control(const std::string& frame) {
@@ -184,6 +220,7 @@ void Stage::on_assign(const wire::Assign& a) {
   }
   epoch_ = a.epoch;
   dtype_ = a.dtype;
+  pressure_reported_ = false;
   assigned_ = weights_ != nullptr;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   spdlog::info(
@@ -247,6 +284,7 @@ void Stage::on_data(std::vector<std::string> frames) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t_in).count();
     overhead_seconds_ += total - compute_seconds_;
     batches_ += batches;
+    check_pressure();
   }
 }
 

@@ -2,6 +2,7 @@
 // A stage: holds a contiguous range of a model's layers, takes activations (or token ids) from
 // its predecessor, runs them through its layers as one batch, and passes the result on; the last
 // stage samples and returns only the sampled tokens to the broker.
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -26,6 +27,7 @@ struct StageOptions {
   int threads = 1;
   size_t max_message_bytes = 64u << 20;
   int heartbeat_ms = 1000;
+  double high_water = 0.9;  // report pressure when usage passes this share of the budget
 };
 
 class Stage {
@@ -43,6 +45,7 @@ class Stage {
   bool run_batch(const std::vector<wire::Step>& steps, bool report_errors);
   void emit(const std::vector<wire::Step>& steps, const StepOutput& out);
   void heartbeat();
+  void check_pressure();
   uint64_t bytes() const;  // weight bytes held
 
   StageOptions opt_;
@@ -67,7 +70,9 @@ class Stage {
   // Time from message in to message out, compute excluded: the cost of a hop inside a stage.
   uint64_t batches_ = 0;
   double overhead_seconds_ = 0;
-  double compute_seconds_ = 0;  // of the data currently being handled
+  double compute_seconds_ = 0;      // of the data currently being handled
+  bool pressure_reported_ = false;  // in this epoch: the broker's answer is a new epoch
+  std::chrono::steady_clock::time_point pressure_reported_at_;
 };
 
 }  // namespace lb

@@ -4,6 +4,7 @@
 // here, by its pid (SIGTERM, then SIGKILL).
 #include <chrono>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -147,6 +148,24 @@ inline RemoteResult generate_remote(const std::string& broker, const lb::wire::G
       throw std::runtime_error("broker error: " + m.msg);
     }
   }
+}
+
+// Several greedy requests at once, each on its own connection; their tokens in prompt order.
+inline std::vector<std::vector<int32_t>> generate_all(const std::string& broker,
+                                                      const std::vector<std::string>& prompts,
+                                                      uint32_t n) {
+  std::vector<std::future<RemoteResult>> futures;
+  for (const std::string& p : prompts) {
+    futures.push_back(std::async(std::launch::async, [&broker, p, n] {
+      lb::wire::Generate g;
+      g.prompt = p;
+      g.n = n;
+      return generate_remote(broker, g);
+    }));
+  }
+  std::vector<std::vector<int32_t>> out;
+  for (auto& f : futures) out.push_back(f.get().tokens);
+  return out;
 }
 
 }  // namespace lbtest

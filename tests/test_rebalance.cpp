@@ -18,17 +18,17 @@ using lbtest::Cluster;
 constexpr uint32_t kTokens = 64;
 
 // A model whose layers are large enough for their memory to show in resident-set figures.
-std::string big_layers_model(const lbtest::TempDir& dir) {
+std::string big_layers_model(const lbtest::TempDir& dir, int64_t kv_heads = 4) {
   lb::SynthSpec spec;
   spec.arch = "llama";
   spec.dim = 768;
   spec.n_layers = 24;
   spec.n_heads = 12;
-  spec.n_kv_heads = 4;
+  spec.n_kv_heads = kv_heads;
   spec.ffn = 2048;
   spec.vocab = 1024;
   spec.type = lb::GgmlType::Q8_0;
-  const std::string path = dir.file("rebalance.gguf");
+  const std::string path = dir.file("rebalance-" + std::to_string(kv_heads) + ".gguf");
   lb::write_synthetic_model(spec, path);
   return path;
 }
@@ -180,4 +180,30 @@ TEST(Rebalance, DrainAndStrategySwitchesMidGenerationChangeNothing) {
   EXPECT_EQ(s["plan"]["strategy"], "memory");
   for (size_t i = 0; i < kPrompts.size(); ++i)
     EXPECT_EQ(got[i], expected[i]) << "uniform/memory, prompt '" << kPrompts[i] << "'";
+}
+
+TEST(Rebalance, KvCacheGrowthPastTheHighWaterMarkMovesLayersByItself) {
+  // Stage c comes first and is filled to its 40 MiB budget by `priority`, with the planner told to
+  // reserve KV for only 64 positions per layer. Eight requests make its caches grow (no GQA: 3 KiB
+  // per position per layer) past 90% of the budget; it reports pressure, and the broker re-plans
+  // with what the caches really use, moving layers to a.
+  lbtest::TempDir dir("rebalance-pressure");
+  const std::string model = big_layers_model(dir, 12);
+  const auto expected = undisturbed(model, kPrompts);
+  Cluster cluster(model, {{"c", "40MiB"}, {"a", "600MiB"}},
+                  {"--context", "512", "--max-sequences", "8", "--strategy", "priority",
+                   "--kv-reserve-tokens", "64"});
+  const nlohmann::json before = cluster.wait_serving();
+  const auto got = lbtest::generate_all(cluster.broker(), kPrompts, kTokens);
+  const nlohmann::json after = wait_rebalanced(cluster);
+  std::printf("[rebalance] stage c: %d -> %d layers after its KV cache grew (epoch %llu -> %llu)\n",
+              layers_of(before, "c"), layers_of(after, "c"),
+              (unsigned long long)before["epoch"].get<uint64_t>(),
+              (unsigned long long)after["epoch"].get<uint64_t>());
+  EXPECT_GT(after["epoch"].get<uint64_t>(), before["epoch"].get<uint64_t>());
+  EXPECT_LT(layers_of(after, "c"), layers_of(before, "c"));
+  EXPECT_NE(cluster.log("broker").find("memory pressure on c"), std::string::npos);
+  EXPECT_NE(cluster.log("c").find("memory pressure"), std::string::npos);
+  for (size_t i = 0; i < kPrompts.size(); ++i)
+    EXPECT_EQ(got[i], expected[i]) << "prompt '" << kPrompts[i] << "'";
 }

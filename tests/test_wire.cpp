@@ -380,6 +380,7 @@ Register register_msg() {
   m.order = -3;
   m.host = "10.0.0.5";
   m.budget = 8ull << 30;
+  m.high_water = 0.75;
   m.compute = 123.456;
   m.threads = 16;
   m.data = "tcp://10.0.0.5:5601";
@@ -618,6 +619,7 @@ TEST(WireRoundTrip, StageControl) {
   EXPECT_EQ(r.order, -3);
   EXPECT_EQ(r.host, "10.0.0.5");
   EXPECT_EQ(r.budget, 8ull << 30);
+  EXPECT_EQ(r.high_water, 0.75);
   EXPECT_EQ(r.compute, 123.456);
   EXPECT_EQ(r.threads, 16u);
   EXPECT_EQ(r.data, "tcp://10.0.0.5:5601");

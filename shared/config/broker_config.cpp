@@ -121,6 +121,7 @@ void validate(const BrokerConfig& c) {
   if (c.min_stages < 1) throw Error("min_stages must be at least 1");
   if (c.context < 2) throw Error("context must be at least 2 tokens");
   if (c.max_sequences < 1) throw Error("max_sequences must be at least 1");
+  if (c.kv_reserve_tokens < 0) throw Error("kv_reserve_tokens must be >= 0");
   if (c.max_message_bytes < 4096) throw Error("max_message_bytes must be at least 4096");
   if (c.heartbeat_ms < 10) throw Error("heartbeat_ms must be at least 10");
   if (c.node_timeout_ms < c.heartbeat_ms)

@@ -25,9 +25,14 @@ struct BrokerConfig {
   std::vector<ModelEntry> models;
   std::string model = "auto";  // a name from models, or auto: the largest that fits
   std::string strategy = "memory";
-  int min_stages = 1;                    // stages to wait for before the first plan
-  int64_t context = 2048;                // tokens per request (prompt + generated)
-  int max_sequences = 8;                 // requests generating at once (more wait their turn)
+  int min_stages = 1;      // stages to wait for before the first plan
+  int64_t context = 2048;  // tokens per request (prompt + generated)
+  int max_sequences = 8;   // requests generating at once (more wait their turn)
+  // KV-cache positions per layer the planner reserves on each stage; 0 = context * max_sequences
+  // (never short). Less plans more layers per stage; when caches then grow past a stage's
+  // high-water mark, the stage reports pressure and the broker re-plans with what is really used.
+  int64_t kv_reserve_tokens = 0;
+  bool auto_rebalance = false;  // a stage registering while serving is offered layers at once
   std::string activation_dtype = "f32";  // f32 (exact) or f16 (half the bytes per hop)
   uint64_t max_message_bytes = 64ull << 20;
   int heartbeat_ms = 1000;

@@ -352,11 +352,12 @@ std::string encode(const Result& m) {
 }
 
 std::string encode(const Register& m) {
-  Writer w(type_of<Register>(), 8);
+  Writer w(type_of<Register>(), 9);
   w.str("node", m.node);
   w.i64("order", m.order);
   w.str("host", m.host);
   w.u64("budget", m.budget);
+  w.f64("high_water", m.high_water);
   w.f64("compute", m.compute);
   w.u64("threads", m.threads);
   w.str("data", m.data);
@@ -401,7 +402,7 @@ std::string encode(const Release& m) {
 }
 
 std::string encode(const Heartbeat& m) {
-  Writer w(type_of<Heartbeat>(), 7);
+  Writer w(type_of<Heartbeat>(), 9);
   w.str("node", m.node);
   w.u64("rss", m.rss);
   w.u64("weights", m.weights);
@@ -409,6 +410,8 @@ std::string encode(const Heartbeat& m) {
   w.u64("budget", m.budget);
   w.u64("batches", m.batches);
   w.f64("overhead_us", m.overhead_us);
+  w.u64("cg_limit", m.cg_limit);
+  w.u64("cg_usage", m.cg_usage);
   return w.take();
 }
 
@@ -697,6 +700,8 @@ void decode(const Envelope& e, Register& out) {
   m.order = r.i64("order");
   m.host = r.str("host");
   m.budget = r.u64("budget");
+  m.high_water = r.f64("high_water");
+  check(m.high_water > 0 && m.high_water <= 1, r, "high_water", "must be in (0, 1]");
   m.compute = r.f64("compute");
   check(m.compute >= 0, r, "compute", "must be >= 0");
   m.threads = r.u32("threads");
@@ -762,6 +767,8 @@ void decode(const Envelope& e, Heartbeat& out) {
   m.batches = r.u64("batches");
   m.overhead_us = r.f64("overhead_us");
   check(m.overhead_us >= 0, r, "overhead_us", "must be >= 0");
+  m.cg_limit = r.u64("cg_limit");
+  m.cg_usage = r.u64("cg_usage");
   out = std::move(m);
 }
 

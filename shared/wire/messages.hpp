@@ -107,6 +107,7 @@ struct Register {
   std::string node, host;
   int64_t order = 0;  // position in the chain: lower first; ties by registration
   uint64_t budget = 0;
+  double high_water = 0.9;  // share of the budget it may fill before it reports pressure
   double compute = 0;
   uint32_t threads = 0;
   std::string data;   // the stage's data endpoint
@@ -145,6 +146,8 @@ struct Heartbeat {
   uint64_t rss = 0, weights = 0, kv = 0, budget = 0;
   uint64_t batches = 0;    // batches run so far
   double overhead_us = 0;  // mean time per batch from message in to message out, compute excluded
+  uint64_t cg_limit = 0;   // cgroup v2 memory.max (0: none)
+  uint64_t cg_usage = 0;   // cgroup v2 memory.current (0: no cgroup v2)
 };
 
 struct ErrorMsg {
