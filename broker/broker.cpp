@@ -173,6 +173,10 @@ void Broker::on_control(const std::string& peer, const std::string& frame) {
       on_cancel(peer, m);
     } else if (type == "status") {
       reply(peer, wire::encode(wire::StatusReply{status_json()}));
+    } else if (type == "fetch") {
+      wire::Fetch m;
+      wire::decode(env, m);
+      on_fetch(peer, m);
     } else if (type == "pressure") {
       wire::Pressure m;
       wire::decode(env, m);
@@ -282,7 +286,8 @@ void Broker::send_assignments(const std::vector<std::string>& emptied) {
   wire::Assign a;
   a.epoch = epoch_;
   a.n_layers = m.hp.n_layers;
-  a.model = {m.entry.name, m.entry.path, m.file->file_size(), m.file->digest()};
+  a.model = {m.entry.name, m.entry.path, m.file->file_size(), m.file->digest(),
+             m.file->data_offset()};
   a.ctx = cfg_.context;
   a.seqs = uint32_t(cfg_.max_sequences);
   a.dtype = dtype_;
@@ -653,6 +658,27 @@ void Broker::on_control_op(const std::string& peer, const wire::Control& m) {
   after["epoch"] = epoch_ + 1;
   after["plan"] = plan_to_json(*next);
   reply(peer, wire::encode(wire::PlanChange{old_plan, after.dump()}));
+}
+
+void Broker::on_fetch(const std::string& peer, const wire::Fetch& m) {
+  auto it = std::find_if(models_.begin(), models_.end(),
+                         [&](const auto& s) { return s->file->digest() == m.digest; });
+  if (it == models_.end()) throw Error("no model with digest " + m.digest);
+  if (m.size > cfg_.max_message_bytes / 2) {
+    throw Error("fetch of " + std::to_string(m.size) + " bytes is larger than a chunk may be");
+  }
+  wire::ModelChunk c;
+  c.digest = m.digest;
+  c.offset = m.offset;
+  c.data = (*it)->file->read_bytes(m.offset, m.size);
+  c.hash = wire::chunk_hash(c.data);
+  if (cfg_.corrupt_chunks > 0 && !c.data.empty()) {
+    --cfg_.corrupt_chunks;  // fault injection for tests: the stage must notice and fetch again
+    c.data[c.data.size() / 2] ^= 0x5a;
+    spdlog::warn("broker: corrupting the chunk at offset {} for '{}' (--corrupt-chunks)", m.offset,
+                 peer);
+  }
+  reply(peer, wire::encode(c));
 }
 
 ModelFootprint Broker::planning_footprint(size_t model) const {

@@ -91,6 +91,7 @@ class Broker {
   void send_assignments(const std::vector<std::string>& emptied);
   void on_control_op(const std::string& peer, const wire::Control& m);
   void on_pressure(const std::string& peer, const wire::Pressure& m);
+  void on_fetch(const std::string& peer, const wire::Fetch& m);
   ModelFootprint planning_footprint(size_t model) const;
   // Starts a move to `next` (a new epoch); false when it equals the current plan.
   bool begin_migration(const Plan& next, std::vector<std::string> leaving, const std::string& why);

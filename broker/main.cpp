@@ -38,6 +38,9 @@ int main(int argc, char** argv) {
                  "KV positions per layer the planner reserves (0 = context x max-sequences)");
   app.add_flag("--auto-rebalance", auto_rebalance,
                "Offer layers to stages that register while serving");
+  int corrupt_chunks = 0;
+  app.add_option("--corrupt-chunks", corrupt_chunks,
+                 "Testing aid: corrupt the first N model chunks sent to stages");
   std::vector<std::string> caps, excludes;
   app.add_option("--cap", caps,
                  "Plan at most SIZE on a node: ID=SIZE (repeatable; config: nodes.ID.cap)");
@@ -73,6 +76,7 @@ int main(int argc, char** argv) {
     for (const std::string& id : excludes) cfg.nodes[id].exclude = true;
     if (kv_reserve) cfg.kv_reserve_tokens = *kv_reserve;
     if (auto_rebalance) cfg.auto_rebalance = true;
+    cfg.corrupt_chunks = corrupt_chunks;
     if (!model.empty()) {
       const bool named = std::any_of(cfg.models.begin(), cfg.models.end(),
                                      [&](const lb::ModelEntry& m) { return m.name == model; });

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include "compute/thread_pool.hpp"
+#include "stage/model_cache.hpp"
 #include "stage/stage.hpp"
 #include "sys/memory.hpp"
 #include "util/bytes.hpp"
@@ -23,7 +24,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--advertise", opt.advertise,
                  "Host others use to reach --bind (when it binds 0.0.0.0)");
-  app.add_option("--model", opt.model, "Local copy of the model file")->check(CLI::ExistingFile);
+  app.add_option("--model", opt.model,
+                 "Local copy of the model file (without it, layers come from the broker)")
+      ->check(CLI::ExistingFile);
+  opt.cache_dir = lb::default_cache_dir();
+  app.add_option("--cache-dir", opt.cache_dir, "Where layers fetched from the broker are kept")
+      ->capture_default_str();
   app.add_option("--node-id", opt.node_id, "Node id (default: HOST-PID)");
   app.add_option("--order", opt.order,
                  "Position in the chain: lower comes first; ties keep registration order");

@@ -11,6 +11,7 @@
 #include "compute/probe.hpp"
 #include "net/sockets.hpp"
 #include "sampling/sampler.hpp"
+#include "stage/model_cache.hpp"
 #include "sys/memory.hpp"
 
 namespace lb {
@@ -87,6 +88,11 @@ int Stage::run() {
         on_control(msg.to_string());
         if (g_stop) break;
       }
+    }
+    while (!deferred_control_.empty() && !g_stop) {
+      const std::string frame = std::move(deferred_control_.front());
+      deferred_control_.pop_front();
+      on_control(frame);
     }
     if (items[1].revents & ZMQ_POLLIN) {
       // Take everything waiting: concurrent requests run as one batch.
@@ -192,13 +198,61 @@ void Stage::on_control(const std::string& frame) {
   }
 }
 
-void Stage::on_assign(const wire::Assign& a) {
-  // The model: our own copy when we have one, else the broker's path if this machine can see it.
-  std::string path = !opt_.model.empty() ? opt_.model : a.model.path;
-  if (path.empty() || !std::filesystem::exists(path)) {
-    throw Error("no local copy of model '" + a.model.name + "' (looked for '" + path +
-                "'): start the stage with --model PATH");
+std::string Stage::fetch_chunk(const wire::ModelRef& model, uint64_t offset, uint64_t size) {
+  constexpr int kAttempts = 5;
+  for (int attempt = 1; attempt <= kAttempts; ++attempt) {
+    send_control(wire::encode(wire::Fetch{model.digest, offset, size}));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline && !g_stop) {
+      zmq::pollitem_t item{control_.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(opt_.heartbeat_ms));
+      zmq::message_t msg;
+      if (!control_.recv(msg, zmq::recv_flags::dontwait)) {
+        heartbeat();  // a long transfer must not look like a dead stage
+        continue;
+      }
+      const wire::Envelope env = wire::Envelope::parse(msg.data(), msg.size(), limits_);
+      if (env.type() == "error") {
+        wire::ErrorMsg e;
+        wire::decode(env, e);
+        if (e.ref == "fetch") throw Error("the broker refused to send model bytes: " + e.msg);
+      }
+      if (env.type() != "chunk") {
+        deferred_control_.push_back(msg.to_string());  // handled once the layers are in
+        continue;
+      }
+      wire::ModelChunk c;
+      wire::decode(env, c);
+      if (c.digest != model.digest || c.offset != offset) continue;  // an answer to an earlier try
+      if (c.data.size() != size || wire::chunk_hash(c.data) != c.hash) {
+        spdlog::error(
+            "stage {}: chunk at offset {} ({} bytes) failed its size/hash check: fetching it again",
+            opt_.node_id, offset, c.data.size());
+        break;
+      }
+      return std::move(c.data);
+    }
   }
+  throw Error("could not fetch bytes " + std::to_string(offset) + "+" + std::to_string(size) +
+              " of model '" + model.name + "' from the broker");
+}
+
+std::string Stage::model_path(const wire::Assign& a) {
+  if (!opt_.model.empty()) return opt_.model;
+  ModelCache cache(opt_.cache_dir, a.model, [&](uint64_t offset, uint64_t size) {
+    return fetch_chunk(a.model, offset, size);
+  });
+  if (a.begin < a.end) cache.ensure_range(a.begin, a.end);
+  if (cache.fetched_bytes() > 0) {
+    spdlog::info("stage {}: fetched {} MiB of '{}' from the broker into {}", opt_.node_id,
+                 cache.fetched_bytes() >> 20, a.model.name, cache.path());
+  }
+  return cache.path();
+}
+
+void Stage::on_assign(const wire::Assign& a) {
+  // The model: our own copy when we have one, else the layers fetched from the broker.
+  const std::string path = model_path(a);
   if (!file_ || file_->path() != path) file_ = std::make_shared<GgufFile>(path);
   if (file_->digest() != a.model.digest) {
     throw Error("model file '" + path + "' is not the broker's '" + a.model.name + "' (digest " +

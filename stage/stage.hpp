@@ -4,6 +4,7 @@
 // stage samples and returns only the sampled tokens to the broker.
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,7 @@ struct StageOptions {
   size_t max_message_bytes = 64u << 20;
   int heartbeat_ms = 1000;
   double high_water = 0.9;  // report pressure when usage passes this share of the budget
+  std::string cache_dir;    // where a stage without --model keeps the layers it fetched
 };
 
 class Stage {
@@ -40,6 +42,9 @@ class Stage {
   void send_control(const std::string& bytes);
   void on_control(const std::string& frame);
   void on_assign(const wire::Assign& a);
+  // The model file to map: --model, or the cache with the assigned range fetched into it.
+  std::string model_path(const wire::Assign& a);
+  std::string fetch_chunk(const wire::ModelRef& model, uint64_t offset, uint64_t size);
   void on_data(std::vector<std::string> frames);
   // Runs steps as one batch; false when the batch failed (the caller then retries one by one).
   bool run_batch(const std::vector<wire::Step>& steps, bool report_errors);
@@ -56,6 +61,7 @@ class Stage {
   zmq::socket_t data_out_;
   std::string data_endpoint_;
   std::string downstream_;
+  std::deque<std::string> deferred_control_;  // arrived while waiting for model chunks
   ThreadPool pool_;
   double compute_score_ = 0;
 

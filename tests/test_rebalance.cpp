@@ -1,6 +1,7 @@
 // Live rebalancing with real processes: the plan changes while 8 requests generate, layers move,
 // memory is given back, and every output equals its undisturbed greedy tokens.
 #include <atomic>
+#include <fstream>
 #include <future>
 #include <regex>
 
@@ -206,4 +207,26 @@ TEST(Rebalance, KvCacheGrowthPastTheHighWaterMarkMovesLayersByItself) {
   EXPECT_NE(cluster.log("c").find("memory pressure"), std::string::npos);
   for (size_t i = 0; i < kPrompts.size(); ++i)
     EXPECT_EQ(got[i], expected[i]) << "prompt '" << kPrompts[i] << "'";
+}
+
+TEST(Rebalance, StageWithoutTheModelFileFetchesItsLayersAndACorruptChunkIsSentAgain) {
+  LB_REQUIRE_SHARED(shared);
+  const std::string model = shared + "/models/stories260K.gguf";
+  std::ifstream in(shared + "/models/golden/stories260K.json");
+  const nlohmann::json golden = nlohmann::json::parse(in);
+  lbtest::TempDir cache("fetch-cache");
+  Cluster cluster(model, {{"local", "1GiB", true}, {"remote", "2GiB", false}},
+                  {"--corrupt-chunks", "1"}, {"--cache-dir", cache.path.string()});
+  cluster.wait_serving();
+  const std::string log = cluster.log("remote");
+  EXPECT_NE(log.find("failed its size/hash check"), std::string::npos) << log;
+  EXPECT_NE(log.find("from the broker"), std::string::npos) << log;
+  for (const auto& c : golden["cases"]) {
+    lb::wire::Generate g;
+    g.prompt = c["prompt"];
+    g.n = c["n_predict"];
+    EXPECT_EQ(lbtest::generate_remote(cluster.broker(), g).tokens,
+              c["tokens"].get<std::vector<int32_t>>())
+        << "prompt '" << g.prompt << "'";
+  }
 }

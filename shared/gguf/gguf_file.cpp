@@ -465,6 +465,14 @@ const GgufTensor& GgufFile::tensor(const std::string& name) const {
   return *t;
 }
 
+std::string GgufFile::read_bytes(uint64_t offset, uint64_t size) const {
+  if (offset > size_ || size > size_ - offset) {
+    throw GgufError(path_ + ": bytes " + std::to_string(offset) + "+" + std::to_string(size) +
+                    " are outside the file of " + std::to_string(size_) + " bytes");
+  }
+  return std::string(reinterpret_cast<const char*>(map_) + offset, size);
+}
+
 std::string GgufFile::digest() const {
   uint64_t h = 1469598103934665603ull;  // FNV-1a 64
   for (uint64_t i = 0; i < data_offset_; ++i) h = (h ^ map_[i]) * 1099511628211ull;

@@ -103,6 +103,9 @@ class GgufFile {
   // Like find_tensor, but throws GgufError naming the tensor when it is missing.
   const GgufTensor& tensor(const std::string& name) const;
 
+  // Raw bytes [offset, offset + size) of the file; throws GgufError when outside it.
+  std::string read_bytes(uint64_t offset, uint64_t size) const;
+
   // A short fingerprint of the file (its size and a hash of everything before the tensor data):
   // two processes compare it to agree they hold the same model without reading the weights.
   std::string digest() const;

@@ -1,6 +1,7 @@
 #include "wire/messages.hpp"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <limits>
@@ -122,7 +123,7 @@ constexpr const char* kTypes[] = {
     "step",      "result",      "register", "assign",       "ready",    "release",
     "heartbeat", "error",       "bye",      "generate",     "accepted", "token",
     "done",      "cancel",      "status",   "status_reply", "plan",     "plan_reply",
-    "control",   "plan_change", "budget",   "pressure"};
+    "control",   "plan_change", "budget",   "pressure",     "fetch",    "chunk"};
 
 // A type string fit for an error message: printable ASCII, at most 40 characters.
 std::string printable(std::string_view s) {
@@ -372,11 +373,12 @@ std::string encode(const Assign& m) {
   w.i64("end", m.end);
   w.i64("n_layers", m.n_layers);
   w.key("model");
-  w.pk().pack_map(4);
+  w.pk().pack_map(5);
   w.str("name", m.model.name);
   w.str("path", m.model.path);
   w.u64("size", m.model.size);
   w.str("digest", m.model.digest);
+  w.u64("header", m.model.header);
   w.str("upstream", m.upstream);
   w.str("downstream", m.downstream);
   w.i64("ctx", m.ctx);
@@ -500,6 +502,31 @@ std::string encode(const PlanQuery& m) {
 std::string encode(const PlanReply& m) {
   Writer w(type_of<PlanReply>(), 1, 64 + m.json.size());
   w.str("json", m.json);
+  return w.take();
+}
+
+std::string chunk_hash(const std::string& data) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : data) h = (h ^ c) * 1099511628211ull;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::string encode(const Fetch& m) {
+  Writer w(type_of<Fetch>(), 3);
+  w.str("digest", m.digest);
+  w.u64("offset", m.offset);
+  w.u64("size", m.size);
+  return w.take();
+}
+
+std::string encode(const ModelChunk& m) {
+  Writer w(type_of<ModelChunk>(), 4, 128 + m.data.size());
+  w.str("digest", m.digest);
+  w.u64("offset", m.offset);
+  w.bin("data", m.data);
+  w.str("hash", m.hash);
   return w.take();
 }
 
@@ -726,6 +753,8 @@ void decode(const Envelope& e, Assign& out) {
   m.model.path = mm.str("path");
   m.model.size = mm.u64("size");
   m.model.digest = mm.str("digest");
+  m.model.header = mm.u64("header");
+  check(m.model.header <= m.model.size, mm, "header", "is larger than the file");
   m.upstream = r.str("upstream");
   m.downstream = r.str("downstream");
   m.ctx = r.i64("ctx", 0);
@@ -877,6 +906,28 @@ void decode(const Envelope& e, PlanQuery& out) {
   m.nodes.reserve(nodes.size);
   for (uint32_t i = 0; i < nodes.size; ++i)
     m.nodes.push_back(detail::as_u64(nodes.ptr[i], np.at(i)));
+  out = std::move(m);
+}
+
+void decode(const Envelope& e, Fetch& out) {
+  const Path root{nullptr, "fetch", 0};
+  const Map r = open(e, "fetch", root);
+  Fetch m;
+  m.digest = r.str("digest");
+  m.offset = r.u64("offset");
+  m.size = r.u64("size");
+  check(m.offset + m.size >= m.offset, r, "size", "overflows the offset");
+  out = std::move(m);
+}
+
+void decode(const Envelope& e, ModelChunk& out) {
+  const Path root{nullptr, "chunk", 0};
+  const Map r = open(e, "chunk", root);
+  ModelChunk m;
+  m.digest = r.str("digest");
+  m.offset = r.u64("offset");
+  m.data = r.bin("data");
+  m.hash = r.str("hash");
   out = std::move(m);
 }
 

@@ -118,6 +118,7 @@ struct ModelRef {
   std::string name, path;
   uint64_t size = 0;
   std::string digest;
+  uint64_t header = 0;  // bytes before the tensor data (metadata and tensor infos)
 };
 
 struct Assign {
@@ -239,6 +240,23 @@ struct Pressure {
   uint64_t rss = 0, weights = 0, kv = 0, budget = 0;
 };
 
+// Stage -> broker: send me these bytes of the model file (a stage without a local copy).
+struct Fetch {
+  std::string digest;
+  uint64_t offset = 0, size = 0;
+};
+
+// Broker -> stage: bytes of the model file, with a hash the stage checks before using them.
+struct ModelChunk {
+  std::string digest;
+  uint64_t offset = 0;
+  std::string data;
+  std::string hash;  // chunk_hash(data)
+};
+
+// The hash a chunk carries: FNV-1a 64 of its bytes, as 16 hex digits.
+std::string chunk_hash(const std::string& data);
+
 // One encode per message type (the type key comes from the struct).
 std::string encode(const Step& m);
 std::string encode(const Result& m);
@@ -258,6 +276,8 @@ std::string encode(const StatusQuery& m);
 std::string encode(const StatusReply& m);
 std::string encode(const PlanQuery& m);
 std::string encode(const PlanReply& m);
+std::string encode(const Fetch& m);
+std::string encode(const ModelChunk& m);
 std::string encode(const Control& m);
 std::string encode(const PlanChange& m);
 std::string encode(const Budget& m);
@@ -282,6 +302,8 @@ void decode(const Envelope& e, StatusQuery& m);
 void decode(const Envelope& e, StatusReply& m);
 void decode(const Envelope& e, PlanQuery& m);
 void decode(const Envelope& e, PlanReply& m);
+void decode(const Envelope& e, Fetch& m);
+void decode(const Envelope& e, ModelChunk& m);
 void decode(const Envelope& e, Control& m);
 void decode(const Envelope& e, PlanChange& m);
 void decode(const Envelope& e, Budget& m);
@@ -310,6 +332,8 @@ template <> inline const char* type_of<StatusReply>() { return "status_reply"; }
 template <> inline const char* type_of<PlanQuery>()   { return "plan"; }
 template <> inline const char* type_of<PlanReply>()   { return "plan_reply"; }
 template <> inline const char* type_of<Control>()     { return "control"; }
+template <> inline const char* type_of<Fetch>()       { return "fetch"; }
+template <> inline const char* type_of<ModelChunk>()  { return "chunk"; }
 template <> inline const char* type_of<PlanChange>()  { return "plan_change"; }
 template <> inline const char* type_of<Budget>()      { return "budget"; }
 template <> inline const char* type_of<Pressure>()    { return "pressure"; }
