@@ -68,7 +68,7 @@ Row measure(const std::string& type, lb::ThreadPool& pool) {
   const double prompt_tps = 128.0 / secs(t0);
 
   const int n_decode = 48;
-  lb::StepInput step{{1}, {128}, {1}, {}, {1}};
+  lb::StepInput step{{1}, {128}, {1}, {}, {1}, {}};
   t0 = Clock::now();
   for (int i = 0; i < n_decode; ++i) {
     step.pos[0] = 128 + i;

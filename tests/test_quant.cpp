@@ -19,6 +19,7 @@
 #include "quant/q6_k.hpp"
 #include "quant/q8_0.hpp"
 #include "quant/q8_k.hpp"
+#include "quant/silu.hpp"
 #include "util/error.hpp"
 
 namespace {
@@ -644,17 +645,38 @@ DotCase make_case(GgmlType type, int64_t n, const std::vector<float>& wf,
   return c;
 }
 
-void check_dots(GgmlType type, const DotCase& c, int64_t n) {
-  const float ref = lb::kernels_for(type, SimdLevel::Scalar).vec_dot(n, c.w.data(), c.a.data());
+// The types whose dots follow ggml's summation order exactly: every level must give the scalar
+// reference's bits (so AVX2 and AVX-512 machines agree bit for bit). The others (not in ggml's
+// order) only agree within rounding.
+bool ggml_ordered(GgmlType type) {
+  return type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::Q8_0;
+}
+
+void check_dot_fn(GgmlType type, const DotCase& c, int64_t n, lb::VecDotFn lb::Kernels::*fn,
+                  const char* what) {
+  const float ref = (lb::kernels_for(type, SimdLevel::Scalar).*fn)(n, c.w.data(), c.a.data());
   EXPECT_NEAR(ref, c.exact, 1e-5 * c.abs_sum + 1e-30)
-      << lb::type_name(type) << " n=" << n << ": scalar vs dequantized float dot";
+      << lb::type_name(type) << " " << what << " n=" << n << ": scalar vs dequantized float dot";
   for (SimdLevel level : all_levels()) {
     if (level > lb::detected_simd()) continue;
-    const auto dot = lb::kernels_for(type, level).vec_dot;
+    const auto dot = lb::kernels_for(type, level).*fn;
     const float got = dot(n, c.w.data(), c.a.data());
-    EXPECT_NEAR(got, ref, 1e-5 * c.abs_sum + 1e-30)
-        << lb::type_name(type) << " n=" << n << " at " << lb::simd_name(level);
+    if (ggml_ordered(type)) {
+      EXPECT_EQ(bits_of(got), bits_of(ref))
+          << lb::type_name(type) << " " << what << " n=" << n << " at " << lb::simd_name(level)
+          << ": " << got << " vs scalar " << ref;
+    } else {
+      EXPECT_NEAR(got, ref, 1e-5 * c.abs_sum + 1e-30)
+          << lb::type_name(type) << " " << what << " n=" << n << " at " << lb::simd_name(level);
+    }
     EXPECT_EQ(bits_of(got), bits_of(dot(n, c.w.data(), c.a.data()))) << "not deterministic";
+  }
+}
+
+void check_dots(GgmlType type, const DotCase& c, int64_t n) {
+  check_dot_fn(type, c, n, &lb::Kernels::vec_dot, "vec_dot");
+  if (lb::kernels_for(type, SimdLevel::Scalar).gemm_dot && n % lb::kGemmCols == 0) {
+    check_dot_fn(type, c, n, &lb::Kernels::gemm_dot, "gemm_dot");
   }
 }
 
@@ -680,14 +702,14 @@ INSTANTIATE_TEST_SUITE_P(Levels, DotTest,
                          [](const auto& info) { return std::string(lb::simd_name(info.param)); });
 
 TEST(Dot, F32) {
-  for (int64_t n : {1, 7, 15, 16, 33, 100, 2048, 5633}) {
+  for (int64_t n : {1, 7, 15, 16, 33, 64, 100, 172, 2048, 5633}) {
     const std::vector<float> w = test_data(n, 500 + n);
     check_dots(GgmlType::F32, make_case(GgmlType::F32, n, w, nullptr, 600 + n), n);
   }
 }
 
 TEST(Dot, F16) {
-  for (int64_t n : {1, 7, 15, 16, 33, 100, 2048, 5633}) {
+  for (int64_t n : {1, 7, 15, 16, 33, 64, 100, 128, 2048, 5633}) {
     const std::vector<float> w = test_data(n, 700 + n);
     check_dots(GgmlType::F16, make_case(GgmlType::F16, n, w, lb::from_float_f16, 800 + n), n);
   }
@@ -794,6 +816,109 @@ TEST(Dot, ExtremeBlocks) {
     std::vector<uint8_t> w(reinterpret_cast<uint8_t*>(b.data()),
                            reinterpret_cast<uint8_t*>(b.data() + b.size()));
     run(GgmlType::Q6_K, w);
+  }
+}
+
+// The summation orders themselves, on inputs where they give different floats: ggml's dot keeps
+// four sixteen-lane sums and folds them, llamafile's GEMM one; a float-by-float sum, or a double
+// one, gives neither.
+TEST(Dot, GgmlOrders) {
+  const int64_t n = 172;  // 128 in the SIMD loop, then chunks of 16, 16, 8 and 4 fused
+  const std::vector<float> x = test_data(n, 41);
+  const std::vector<float> y = test_data(n, 42);
+  float acc[4][16] = {};
+  for (int64_t i = 0; i < 128; i += 64) {
+    for (int j = 0; j < 4; ++j) {
+      for (int l = 0; l < 16; ++l) {
+        acc[j][l] = std::fma(x[i + 16 * j + l], y[i + 16 * j + l], acc[j][l]);
+      }
+    }
+  }
+  float lanes[16];
+  for (int l = 0; l < 16; ++l) lanes[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+  float want = lb::fold16(lanes);
+  for (int64_t i = 128; i < 168; ++i) {
+    const volatile float p = x[i] * y[i];  // rounded, then added
+    want = want + p;
+  }
+  for (int64_t i = 168; i < n; ++i) want = std::fma(x[i], y[i], want);
+  EXPECT_EQ(bits_of(lb::vec_dot_f32(n, x.data(), y.data())), bits_of(want));
+
+  float g[16] = {};
+  for (int64_t i = 0; i < 160; i += 16) {
+    for (int l = 0; l < 16; ++l) g[l] = std::fma(x[i + l], y[i + l], g[l]);
+  }
+  EXPECT_EQ(bits_of(lb::gemm_dot_f32(160, x.data(), y.data())), bits_of(lb::fold16(g)));
+}
+
+TEST(Dot, Q8_0GgmlOrder) {
+  const int64_t n = 96;
+  const std::vector<float> wf = test_data(n, 43), af = test_data(n, 44);
+  std::vector<lb::BlockQ8_0> w(n / 32), a(n / 32);
+  lb::quantize_row_q8_0(wf.data(), w.data(), n);
+  lb::quantize_row_q8_0(af.data(), a.data(), n);
+  float acc[8] = {};
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float d = lb::fp16_to_fp32(w[size_t(b)].d) * lb::fp16_to_fp32(a[size_t(b)].d);
+    for (int l = 0; l < 8; ++l) {
+      int isum = 0;
+      for (int j = 4 * l; j < 4 * l + 4; ++j) isum += w[size_t(b)].qs[j] * a[size_t(b)].qs[j];
+      acc[l] = std::fma(d, float(isum), acc[l]);
+    }
+  }
+  const float want =
+      ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+  for (SimdLevel level : all_levels()) {
+    if (level > lb::detected_simd()) continue;
+    EXPECT_EQ(bits_of(lb::kernels_for(GgmlType::Q8_0, level).vec_dot(n, w.data(), a.data())),
+              bits_of(want))
+        << lb::simd_name(level);
+  }
+}
+
+// ggml_v_expf: within 2 ulp of expf over the range SwiGLU meets, and its edges.
+TEST(Silu, VExpf) {
+  for (float x = -87.0f; x <= 88.0f; x += 0.173f) {
+    const float e = std::exp(x);
+    EXPECT_NEAR(lb::ggml_v_expf(x), e, 2.5e-7f * e) << x;
+  }
+  EXPECT_EQ(lb::ggml_v_expf(0.0f), 1.0f);
+  EXPECT_EQ(lb::ggml_v_expf(-200.0f), 0.0f);
+  EXPECT_TRUE(std::isinf(lb::ggml_v_expf(200.0f)));
+  EXPECT_GT(lb::ggml_v_expf(-100.0f), 0.0f);  // subnormal, not flushed
+}
+
+// Every level gives the scalar reference's bits, on rows of every length (the polynomial for
+// whole sixteens, expf for the rest) and on gates large enough to leave exp's normal range.
+TEST(Silu, LevelsBitIdentical) {
+  for (int64_t n : {1, 7, 16, 23, 172, 384, 1000}) {
+    std::vector<float> g = test_data(n, 50 + uint32_t(n)), u = test_data(n, 60 + uint32_t(n));
+    for (int64_t i = 0; i < n; ++i) g[size_t(i)] *= 40.0f;
+    if (n > 20) {
+      g[3] = 95.0f;   // e^-x subnormal
+      g[5] = -95.0f;  // e^-x overflows: silu = -0
+      g[9] = 0.0f;
+      g[17] = -130.0f;
+    }
+    for (int64_t poly_end : {n & ~int64_t(15), n}) {
+      std::vector<float> ref(static_cast<size_t>(n)), got(static_cast<size_t>(n));
+      lb::swiglu_ref(g.data(), u.data(), ref.data(), n, poly_end);
+      for (int64_t i = 0; i < n; ++i) {
+        const float x = g[size_t(i)];
+        const float e = i < poly_end ? lb::ggml_v_expf(-x) : std::exp(-x);
+        EXPECT_EQ(bits_of(ref[size_t(i)]), bits_of((x / (1.0f + e)) * u[size_t(i)])) << i;
+      }
+      if (lb::detected_simd() >= SimdLevel::Avx2) {
+        lb::swiglu_avx2(g.data(), u.data(), got.data(), n, poly_end);
+        EXPECT_EQ(0, std::memcmp(ref.data(), got.data(), size_t(n) * sizeof(float)))
+            << "avx2 " << n;
+      }
+      if (lb::detected_simd() >= SimdLevel::Avx512) {
+        lb::swiglu_avx512(g.data(), u.data(), got.data(), n, poly_end);
+        EXPECT_EQ(0, std::memcmp(ref.data(), got.data(), size_t(n) * sizeof(float)))
+            << "avx512 " << n;
+      }
+    }
   }
 }
 

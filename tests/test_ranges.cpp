@@ -91,23 +91,28 @@ void check_chains(const std::string& path) {
     expect_bitwise_equal(whole, run_chain(file, even_bounds(hp.n_layers, parts), steps),
                          path + " as " + std::to_string(parts) + " ranges");
   }
-  // Each sequence alone, one row at a time, gives the logits it got inside the mixed batches.
+  // Each sequence alone, its rows of each step as one step of their own, gives the logits it got
+  // inside the mixed batches. (A row's order of summation may depend on how many rows its own
+  // sequence has in the step, as llama.cpp's does, but never on other sequences' rows.)
   lb::ThreadPool pool(1);
   lb::ModelWeights w(file, 0, hp.n_layers);
   lb::RangeRunner alone(w, pool, 64);
   for (size_t s = 0; s < steps.size(); ++s) {
-    for (size_t row = 0; row < steps[s].rows(); ++row) {
+    for (size_t row = 0; row < steps[s].rows();) {
       StepInput in;
-      in.seq = {steps[s].seq[row]};
-      in.pos = {steps[s].pos[row]};
-      in.tokens = {steps[s].tokens[row]};
-      in.want_logits = {1};
+      const size_t first = row;
+      for (; row < steps[s].rows() && steps[s].seq[row] == steps[s].seq[first]; ++row) {
+        in.seq.push_back(steps[s].seq[row]);
+        in.pos.push_back(steps[s].pos[row]);
+        in.tokens.push_back(steps[s].tokens[row]);
+        in.want_logits.push_back(1);
+      }
       StepOutput out;
       alone.step(in, out);
-      ASSERT_EQ(0, std::memcmp(out.logits.data(), whole[s].data() + row * size_t(hp.n_vocab),
-                               size_t(hp.n_vocab) * sizeof(float)))
-          << path << ": sequence " << in.seq[0] << " position " << in.pos[0]
-          << " differs when run alone";
+      ASSERT_EQ(0, std::memcmp(out.logits.data(), whole[s].data() + first * size_t(hp.n_vocab),
+                               in.rows() * size_t(hp.n_vocab) * sizeof(float)))
+          << path << ": sequence " << in.seq[0] << " positions " << in.pos[0] << ".."
+          << in.pos.back() << " differ when run alone";
     }
   }
 }
@@ -158,19 +163,19 @@ TEST(Ranges, RejectsMalformedSteps) {
   lb::ModelWeights first(file, 0, 2);
   lb::RangeRunner r(first, pool, 16);
   StepOutput out;
-  StepInput bad_token{{1}, {0}, {512}, {}, {}};
+  StepInput bad_token{{1}, {0}, {512}, {}, {}, {}};
   EXPECT_THROW(r.step(bad_token, out), lb::Error);
-  StepInput skips{{1}, {3}, {5}, {}, {}};
+  StepInput skips{{1}, {3}, {5}, {}, {}, {}};
   EXPECT_THROW(r.step(skips, out), lb::Error);
-  StepInput gap{{1, 1}, {0, 2}, {5, 6}, {}, {}};
+  StepInput gap{{1, 1}, {0, 2}, {5, 6}, {}, {}, {}};
   EXPECT_THROW(r.step(gap, out), lb::Error);
-  StepInput split{{1, 2, 1}, {0, 0, 1}, {5, 6, 7}, {}, {}};
+  StepInput split{{1, 2, 1}, {0, 0, 1}, {5, 6, 7}, {}, {}, {}};
   EXPECT_THROW(r.step(split, out), lb::Error);
-  StepInput past_ctx{{1}, {16}, {5}, {}, {}};
+  StepInput past_ctx{{1}, {16}, {5}, {}, {}, {}};
   EXPECT_THROW(r.step(past_ctx, out), lb::Error);
   lb::ModelWeights second(file, 2, 4);
   lb::RangeRunner r2(second, pool, 16);
-  StepInput short_hidden{{1}, {0}, {}, std::vector<float>(100), {1}};
+  StepInput short_hidden{{1}, {0}, {}, std::vector<float>(100), {1}, {}};
   EXPECT_THROW(r2.step(short_hidden, out), lb::Error);
   EXPECT_THROW(lb::ModelWeights(file, 3, 5), lb::Error);
   EXPECT_THROW(lb::ModelWeights(file, 2, 2), lb::Error);

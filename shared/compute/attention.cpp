@@ -3,21 +3,29 @@
 #include <cmath>
 #include <vector>
 
+#include "quant/kernels.hpp"
+
 namespace lb {
 
 void attend_head(const float* q, const Half* k, const Half* v, int64_t stride, int64_t n_pos,
                  int64_t head_dim, float scale, float* out) {
-  std::vector<float> q16(static_cast<size_t>(head_dim));  // q after the round trip through F16
-  for (int64_t d = 0; d < head_dim; ++d) q16[size_t(d)] = fp16_to_fp32(fp32_to_fp16(q[d]));
-  std::vector<Half> acc(static_cast<size_t>(head_dim), 0);
+  // ggml_compute_forward_flash_attn_ext_f16_one_chunk with an F16 cache, step for step:
+  // q rounded to F16; each score one ggml_vec_dot_f16 (the F16 kernel, same bits at every SIMD
+  // level); an online softmax whose sum S = S*ms + vs GCC compiles to one fma; the weighted sum
+  // of values kept in F16, each update one fma rounded to F16 (ggml_vec_mad_f16 /
+  // ggml_vec_scale_f16); at the end the F16 sum times 1/S.
+  static const Kernels& f16 = kernels_for(GgmlType::F16);
+  thread_local std::vector<Half> q16;
+  thread_local std::vector<Half> acc;
+  q16.resize(size_t(head_dim));
+  acc.assign(size_t(head_dim), 0);
+  f16.act_from_float(q, q16.data(), head_dim);
   float m = -INFINITY;
   float sum = 0.0f;
   for (int64_t j = 0; j < n_pos; ++j) {
     const Half* kj = k + j * stride;
     const Half* vj = v + j * stride;
-    float s = 0.0f;
-    for (int64_t d = 0; d < head_dim; ++d) s += q16[size_t(d)] * fp16_to_fp32(kj[d]);
-    s *= scale;
+    const float s = f16.vec_dot(head_dim, kj, q16.data()) * scale;
     float ms = 1.0f;  // rescales what was accumulated when a new maximum appears
     float vs = 1.0f;  // weight of this position
     if (s > m) {
@@ -31,9 +39,10 @@ void attend_head(const float* q, const Half* k, const Half* v, int64_t stride, i
       vs = std::exp(s - m);
     }
     for (int64_t d = 0; d < head_dim; ++d) {
-      acc[size_t(d)] = fp32_to_fp16(std::fma(fp16_to_fp32(vj[d]), vs, fp16_to_fp32(acc[size_t(d)])));
+      acc[size_t(d)] =
+          fp32_to_fp16(std::fma(fp16_to_fp32(vj[d]), vs, fp16_to_fp32(acc[size_t(d)])));
     }
-    sum = sum * ms + vs;
+    sum = std::fma(sum, ms, vs);
   }
   const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
   for (int64_t d = 0; d < head_dim; ++d) out[d] = fp16_to_fp32(acc[size_t(d)]) * inv;

@@ -25,7 +25,8 @@ struct PreparedJob {
 
 }  // namespace
 
-void matmul(ThreadPool& pool, const std::vector<MatmulJob>& jobs, int64_t n_tok) {
+void matmul(ThreadPool& pool, const std::vector<MatmulJob>& jobs, int64_t n_tok,
+            MatmulRows chunk_rows) {
   if (jobs.empty() || n_tok <= 0) return;
 
   // Convert each distinct (x, activation type) once.
@@ -51,7 +52,8 @@ void matmul(ThreadPool& pool, const std::vector<MatmulJob>& jobs, int64_t n_tok)
         k.act_from_float(job.x + t * job.w.cols, it->bytes.data() + t * act_row, job.w.cols);
       }
     }
-    prepared.push_back({&job, &k, it->bytes.data(), act_row, row_bytes(job.w.type, job.w.cols), n_tasks});
+    prepared.push_back(
+        {&job, &k, it->bytes.data(), act_row, row_bytes(job.w.type, job.w.cols), n_tasks});
     n_tasks += (job.w.rows + kRowsPerTask - 1) / kRowsPerTask;
   }
   // The act pointers stay valid as `converted` grows: moving a vector keeps its heap buffer.
@@ -67,12 +69,14 @@ void matmul(ThreadPool& pool, const std::vector<MatmulJob>& jobs, int64_t n_tok)
     const int64_t r1 = std::min(w.rows, r0 + kRowsPerTask);
     const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
     float* y = pj->job->y;
+    // llamafile's GEMM takes the product when the shape suits it (else ggml's dot does).
+    const bool gemm_shape = pj->k->gemm_dot && w.cols % kGemmCols == 0 && w.rows % kGemmRows == 0;
     for (int64_t t = 0; t < n_tok; ++t) {
       const uint8_t* a = pj->act + t * pj->act_row_bytes;
       float* yt = y + t * w.rows;
-      for (int64_t r = r0; r < r1; ++r) {
-        yt[r] = pj->k->vec_dot(w.cols, wdata + r * pj->w_row_bytes, a);
-      }
+      const VecDotFn dot =
+          gemm_shape && chunk_rows && chunk_rows[t] >= 2 ? pj->k->gemm_dot : pj->k->vec_dot;
+      for (int64_t r = r0; r < r1; ++r) yt[r] = dot(w.cols, wdata + r * pj->w_row_bytes, a);
     }
   });
 }

@@ -1,7 +1,8 @@
 #include "compute/ops.hpp"
 
 #include <cmath>
-#include <vector>
+
+#include "quant/silu.hpp"
 
 namespace lb {
 
@@ -14,7 +15,8 @@ void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
 }
 
 void rope(float* x, int64_t pos, const RopeParams& p) {
-  // The angle advances by repeated float multiplication, not powf per pair, as ggml computes it.
+  // The angle advances by repeated float multiplication, not powf per pair, as ggml's rope cache
+  // computes it.
   const float theta_scale = std::pow(p.base, -2.0f / float(p.dims));
   float theta_base = float(pos);
   const int64_t half = p.dims / 2;
@@ -27,16 +29,21 @@ void rope(float* x, int64_t pos, const RopeParams& p) {
     const int64_t b = p.neox ? i + half : 2 * i + 1;
     const float x0 = x[a];
     const float x1 = x[b];
-    x[a] = x0 * c - x1 * s;
-    x[b] = x0 * s + x1 * c;
+    // ggml's rotate_pairs writes x0*cos - x1*sin and x0*sin + x1*cos; GCC (-ffp-contract=fast,
+    // FMA available) fuses the first product of each into an fma with the second, rounded.
+    x[a] = std::fma(x0, c, -(x1 * s));
+    x[b] = std::fma(x0, s, x1 * c);
     theta_base *= theta_scale;
   }
 }
 
 void swiglu(const float* gate, const float* up, float* out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    out[i] = (g / (1.0f + std::exp(-g))) * up[i];
+  swiglu_split(gate, up, out, n, n);
+}
+
+void swiglu_rows(const float* gate, const float* up, float* out, int64_t rows, int64_t row_len) {
+  for (int64_t r = 0; r < rows; ++r) {
+    swiglu_row(gate + r * row_len, up + r * row_len, out + r * row_len, row_len);
   }
 }
 

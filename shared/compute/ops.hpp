@@ -1,6 +1,7 @@
 #pragma once
 // The element-wise and per-row operations of a llama-family layer, written as plain loops in the
-// same arithmetic order as ggml's CPU backend so results match llama.cpp to the last bits.
+// same arithmetic order as ggml's CPU backend (as built for x86-64 with AVX-512, the FMAs GCC
+// forms included) so results match llama.cpp to the last bits.
 #include <cstdint>
 
 namespace lb {
@@ -19,7 +20,13 @@ struct RopeParams {
 };
 void rope(float* x, int64_t pos, const RopeParams& p);
 
-// out = silu(gate) * up, silu(x) = x / (1 + e^-x).
+// out = silu(gate) * up, silu(x) = x / (1 + e^-x), for `rows` rows of row_len elements, as ggml:
+// e^-x from its SIMD polynomial for each row's first row_len & ~15 elements and from expf for
+// the rest of the row (quant/silu.hpp), so the row length matters.
+void swiglu_rows(const float* gate, const float* up, float* out, int64_t rows, int64_t row_len);
+// The same over n elements with e^-x from the polynomial for every element: identical to
+// swiglu_rows for rows of a multiple of 16 elements (every common model), and independent of how
+// the n elements split into rows. For other row lengths use swiglu_rows.
 void swiglu(const float* gate, const float* up, float* out, int64_t n);
 
 // x += y

@@ -36,6 +36,18 @@ void RangeRunner::validate(const StepInput& in) const {
                 std::to_string(n) + " rows x " + std::to_string(hp.dim));
   }
   if (w_.has_head() && in.want_logits.size() != n) throw Error("step lacks a logits flag per row");
+  if (!in.chunk.empty()) {
+    if (in.chunk.size() != n) throw Error("step has chunk sizes for some rows only");
+    for (size_t i = 0; i < n;) {
+      const int64_t len = in.chunk[i];
+      if (len < 1 || size_t(len) > n - i) throw Error("step has a chunk running past its rows");
+      for (size_t r = i; r < i + size_t(len); ++r) {
+        if (in.chunk[r] != len || in.seq[r] != in.seq[i])
+          throw Error("step has a chunk mixing sequences");
+      }
+      i += size_t(len);
+    }
+  }
   for (size_t i = 0; i < n; ++i) {
     const bool starts_group = i == 0 || in.seq[i] != in.seq[i - 1];
     if (starts_group) {
@@ -90,6 +102,28 @@ void RangeRunner::step(const StepInput& in, StepOutput& out) {
     i = j;
   }
 
+  // Per row, the rows of its chunk (the batch llama.cpp would run it in), and how many of those
+  // want logits: llama.cpp computes the last layer's FFN and the head for those rows only.
+  // Products over 2+ rows use llama.cpp's GEMM summation order (see compute/matmul.hpp); a row
+  // never depends on other sequences' rows.
+  std::vector<int64_t> chunk_rows(static_cast<size_t>(n)), out_rows(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n;) {
+    const int64_t len = in.chunk.empty() ? 0 : in.chunk[size_t(i)];
+    int64_t j = i + 1;
+    if (len > 0) {
+      j = i + len;
+    } else {
+      while (j < n && in.seq[size_t(j)] == in.seq[size_t(i)]) ++j;
+    }
+    int64_t outs = 0;
+    for (int64_t r = i; r < j; ++r) outs += !in.want_logits.empty() && in.want_logits[size_t(r)];
+    for (int64_t r = i; r < j; ++r) {
+      chunk_rows[size_t(r)] = j - i;
+      out_rows[size_t(r)] = outs;
+    }
+    i = j;
+  }
+
   std::vector<float> x(size_t(n * dim));  // the residual stream
   if (w_.has_embedding()) {
     const Matrix& e = w_.token_embd();
@@ -117,7 +151,7 @@ void RangeRunner::step(const StepInput& in, StepOutput& out) {
       rms_norm(&x[size_t(i * dim)], L.attn_norm, &xn[size_t(i * dim)], dim, hp.rms_eps);
     matmul(pool_,
            {{L.wq, xn.data(), q.data()}, {L.wk, xn.data(), k.data()}, {L.wv, xn.data(), v.data()}},
-           n);
+           n, chunk_rows.data());
 
     for (int64_t i = 0; i < n; ++i) {
       float* qi = &q[size_t(i * hp.q_dim())];
@@ -148,14 +182,16 @@ void RangeRunner::step(const StepInput& in, StepOutput& out) {
     }
 
     attention(il, in, q.data(), att.data());
-    matmul(pool_, L.wo, att.data(), proj.data(), n);
+    matmul(pool_, L.wo, att.data(), proj.data(), n, chunk_rows.data());
     add_inplace(x.data(), proj.data(), n * dim);
 
     for (int64_t i = 0; i < n; ++i)
       rms_norm(&x[size_t(i * dim)], L.ffn_norm, &xn[size_t(i * dim)], dim, hp.rms_eps);
-    matmul(pool_, {{L.w_gate, xn.data(), gate.data()}, {L.w_up, xn.data(), up.data()}}, n);
-    swiglu(gate.data(), up.data(), act.data(), n * hp.ffn);
-    matmul(pool_, L.w_down, act.data(), proj.data(), n);
+    const int64_t* ffn_rows = il == hp.n_layers - 1 ? out_rows.data() : chunk_rows.data();
+    matmul(pool_, {{L.w_gate, xn.data(), gate.data()}, {L.w_up, xn.data(), up.data()}}, n,
+           ffn_rows);
+    swiglu_rows(gate.data(), up.data(), act.data(), n, hp.ffn);
+    matmul(pool_, L.w_down, act.data(), proj.data(), n, ffn_rows);
     add_inplace(x.data(), proj.data(), n * dim);
   }
 
@@ -165,8 +201,10 @@ void RangeRunner::step(const StepInput& in, StepOutput& out) {
     return;
   }
   std::vector<float> rows;
+  std::vector<int64_t> head_rows;
   for (int64_t i = 0; i < n; ++i) {
     if (!in.want_logits[size_t(i)]) continue;
+    head_rows.push_back(out_rows[size_t(i)]);
     rows.resize(rows.size() + size_t(dim));
     rms_norm(&x[size_t(i * dim)], w_.output_norm(), &rows[rows.size() - size_t(dim)], dim,
              hp.rms_eps);
@@ -174,7 +212,9 @@ void RangeRunner::step(const StepInput& in, StepOutput& out) {
   const int64_t n_out = int64_t(rows.size()) / dim;
   out.hidden.clear();
   out.logits.assign(size_t(n_out * hp.n_vocab), 0.0f);
-  if (n_out > 0) matmul(pool_, w_.output(), rows.data(), out.logits.data(), n_out);
+  if (n_out > 0) {
+    matmul(pool_, w_.output(), rows.data(), out.logits.data(), n_out, head_rows.data());
+  }
 }
 
 }  // namespace lb

@@ -20,6 +20,10 @@ struct StepInput {
   std::vector<int32_t> tokens;       // per row, when the range starts at layer 0
   std::vector<float> hidden;         // [rows][dim], when it does not
   std::vector<uint8_t> want_logits;  // per row (last range only): rows whose logits are needed
+  // Per row, the rows of the chunk it came in (a prompt, or one decode token). Products over a
+  // chunk of several rows sum in llama.cpp's batch order, so re-running a sequence must keep its
+  // chunks; empty means each sequence's rows in this step are one chunk.
+  std::vector<int64_t> chunk;
   size_t rows() const { return seq.size(); }
 };
 

@@ -13,8 +13,16 @@ struct Kernels {
   GgmlType act_type;           // activation row type for vec_dot
   FromFloatFn act_from_float;  // floats -> activation row
   ToFloatFn to_float;          // weight row -> floats
-  VecDotFn vec_dot;            // weight row . activation row
+  VecDotFn vec_dot;            // weight row . activation row (llama.cpp's order for one row)
+  // The order llama.cpp's GEMM path (llamafile tinyBLAS) sums in, which it uses for products of
+  // 2+ activation rows when cols % 16 == 0 and the weight's rows % 4 == 0 (kGemmCols,
+  // kGemmRows); nullptr where that order is vec_dot's own (Q8_0) or llama.cpp does not use it.
+  VecDotFn gemm_dot;
 };
+
+// The shapes llamafile's tinyBLAS accepts on AVX-512 (else ggml falls back to vec_dot).
+constexpr int64_t kGemmCols = 16;
+constexpr int64_t kGemmRows = 4;
 
 // What this CPU supports (cpuid + OS state), computed once.
 SimdLevel detected_simd();

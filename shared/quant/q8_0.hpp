@@ -21,10 +21,19 @@ static_assert(sizeof(BlockQ8_0) == 34, "block_q8_0 layout");
 void quantize_row_q8_0(const float* src, void* dst, int64_t n);
 void dequantize_row_q8_0(const void* src, float* dst, int64_t n);
 
-// Weight row (Q8_0) . activation row (Q8_0), n a multiple of 32.
+// Weight row (Q8_0) . activation row (Q8_0), n a multiple of 32, in ggml's x86 order: eight
+// float lanes (lane l: the exact int dot of elements 4l..4l+3 of a block), one fma per block
+// with d_w * d_a, then hsum8. Every level gives the same bits.
 float vec_dot_q8_0_q8_0(int64_t n, const void* w, const void* a);
 float vec_dot_q8_0_q8_0_avx2(int64_t n, const void* w, const void* a);
 float vec_dot_q8_0_q8_0_avx512(int64_t n, const void* w, const void* a);
+
+// ggml's hsum_float_8 (x86 quants.c): lanes l and l + 4, then (0 + 2) + (1 + 3).
+inline float hsum8(const float* a) {
+  float q[4];
+  for (int i = 0; i < 4; ++i) q[i] = a[i + 4] + a[i];
+  return (q[0] + q[2]) + (q[1] + q[3]);
+}
 
 // Rounds to nearest, ties to even, for |x| < 2^22 (ggml's nearest_int: adds 1.5 * 2^23 so the
 // FPU's default rounding does the work). Used by every quantizer here.
