@@ -366,11 +366,12 @@ void Broker::check_nodes() {
 
 namespace {
 
-wire::Chunk make_chunk(const Request& r, int64_t pos, uint32_t n) {
+wire::Chunk make_chunk(const Request& r, int64_t pos, uint32_t n, bool sample = true) {
   wire::Chunk c;
   c.req = r.id;
   c.pos = pos;
   c.n = n;
+  if (!sample) return c;
   wire::SampleSpec s;
   s.temp = r.params.temp;
   s.top_k = r.params.top_k;
@@ -752,16 +753,20 @@ void Broker::advance_migration() {
 }
 
 void Broker::finish_migration() {
-  // The stages' caches were dropped with their old ranges: each active request's whole history
-  // goes through again as one chunk, which rebuilds them exactly, and its next token follows.
+  // The stages' caches were dropped with their old ranges: each active request's history goes
+  // through again in the chunks it first went in (the prompt, then one token at a time), which
+  // rebuilds them bit for bit; the last chunk samples its next token.
   ready_chunks_.clear();
   ready_tokens_.clear();
   for (auto& [id, r] : requests_) {
     if (!r.active) continue;
-    std::vector<int32_t> history = r.prompt;
-    history.insert(history.end(), r.generated.begin(), r.generated.end());
-    ready_chunks_.push_back(make_chunk(r, 0, uint32_t(history.size())));
-    ready_tokens_.insert(ready_tokens_.end(), history.begin(), history.end());
+    const bool only_prompt = r.generated.empty();
+    ready_chunks_.push_back(make_chunk(r, 0, uint32_t(r.prompt.size()), only_prompt));
+    ready_tokens_.insert(ready_tokens_.end(), r.prompt.begin(), r.prompt.end());
+    for (size_t g = 0; g < r.generated.size(); ++g) {
+      ready_chunks_.push_back(make_chunk(r, int64_t(r.prompt.size() + g), 1, g + 1 == r.generated.size()));
+      ready_tokens_.push_back(r.generated[g]);
+    }
   }
   for (const std::string& id : migration_->leaving) {
     reply(id, wire::encode(wire::Bye{}));
@@ -769,7 +774,8 @@ void Broker::finish_migration() {
     node_order_.erase(std::remove(node_order_.begin(), node_order_.end(), id), node_order_.end());
     spdlog::info("broker: node '{}' drained and released", id);
   }
-  spdlog::info("broker: epoch {} resumed {} request(s) after {:.3f}s", epoch_, ready_chunks_.size(),
+  const auto resumed = std::count_if(requests_.begin(), requests_.end(), [](const auto& r) { return r.second.active; });
+  spdlog::info("broker: epoch {} resumed {} request(s) after {:.3f}s", epoch_, resumed,
                seconds(Clock::now() - migration_->started));
   migration_.reset();
 }

@@ -52,17 +52,23 @@ void add_status(CLI::App& app) {
       return;
     }
     const nlohmann::json j = nlohmann::json::parse(r.json);
-    std::printf("%-16s %-12s %10s %10s %10s %8s %7s  %-9s %s\n", "node", "host", "budget", "used",
-                "rss", "compute", "threads", "layers", "state");
+    std::printf("%-14s %-10s %9s %9s %9s %9s %19s %8s %7s  %-7s %s\n", "node", "host", "budget",
+                "weights", "kv", "rss", "cgroup used/limit", "compute", "threads", "layers",
+                "state");
     for (const auto& n : j["nodes"]) {
       std::string layers = n.contains("layers") ? std::to_string(n["layers"][0].get<int>()) + "-" +
                                                       std::to_string(n["layers"][1].get<int>() - 1)
                                                 : "-";
-      std::printf("%-16s %-12s %10s %10s %10s %8.1f %7d  %-9s %s\n",
+      const uint64_t cg_limit = n["cgroup_limit"], cg_usage = n["cgroup_usage"];
+      const std::string cgroup = cg_usage == 0 ? "-"
+                                               : format_bytes(cg_usage) + "/" +
+                                                     (cg_limit ? format_bytes(cg_limit) : "max");
+      std::printf("%-14s %-10s %9s %9s %9s %9s %19s %8.1f %7d  %-7s %s\n",
                   n["id"].get<std::string>().c_str(), n["host"].get<std::string>().c_str(),
-                  format_bytes(n["budget"]).c_str(), format_bytes(n["used"]).c_str(),
-                  format_bytes(n["rss"]).c_str(), n["compute"].get<double>(),
-                  n["threads"].get<int>(), layers.c_str(), n["state"].get<std::string>().c_str());
+                  format_bytes(n["budget"]).c_str(), format_bytes(n["weights"]).c_str(),
+                  format_bytes(n["kv"]).c_str(), format_bytes(n["rss"]).c_str(), cgroup.c_str(),
+                  n["compute"].get<double>(), n["threads"].get<int>(), layers.c_str(),
+                  n["state"].get<std::string>().c_str());
     }
     if (j["plan"].is_null()) {
       std::printf(
@@ -72,7 +78,9 @@ void add_status(CLI::App& app) {
       std::printf("model     %s (%s)\n", j["model"]["name"].get<std::string>().c_str(),
                   j["model"]["why"].get<std::string>().c_str());
       std::printf("epoch     %llu, %s\n", (unsigned long long)j["epoch"].get<uint64_t>(),
-                  j["serving"].get<bool>() ? "serving" : "loading");
+                  j["rebalancing"].get<bool>() ? "rebalancing"
+                  : j["serving"].get<bool>()   ? "serving"
+                                               : "loading");
       print_plan(j["plan"]);
     }
     std::printf("requests  %zu", j["requests"].size());

@@ -364,6 +364,7 @@ bool Stage::run_batch(const std::vector<wire::Step>& steps, bool report_errors) 
       for (const wire::Chunk& c : s.seqs) {
         for (uint32_t r = 0; r < c.n; ++r) {
           in.seq.push_back(c.req);
+          in.chunk.push_back(c.n);
           in.pos.push_back(c.pos + r);
           in.want_logits.push_back(c.sample.has_value() && r + 1 == c.n);
         }
