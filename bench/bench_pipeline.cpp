@@ -12,82 +12,23 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "bench_models.hpp"
-#include "net/broker_client.hpp"
-#include "sys/process.hpp"
+#include "bench_cluster.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-const std::string kBin = LAYERBUS_BIN_DIR;
+using lbbench::generate;
+using lbbench::kBin;
+using lbbench::log_dir;
+using lbbench::Stream;
 
-std::string log_dir() {
-  const std::string dir = lbbench::bench_dir() + "/logs";
-  fs::create_directories(dir);
-  return dir;
-}
-
-struct Cluster {
-  std::string broker;
-  std::vector<int> pids;
-  ~Cluster() { lb::stop_processes(pids, std::chrono::seconds(5)); }
-};
-
-std::unique_ptr<Cluster> start(const std::string& model, int stages, int max_seqs) {
-  auto c = std::make_unique<Cluster>();
-  const std::string dir = log_dir();
-  const std::string ep = dir + "/broker.endpoint";
-  fs::remove(ep);
-  c->pids.push_back(
-      lb::spawn_process({kBin + "/layerbus-broker", "--control", "tcp://127.0.0.1:*", "--collect",
-                         "tcp://127.0.0.1:*", "--model", model, "--min-stages",
-                         std::to_string(stages), "--context", "512", "--max-sequences",
-                         std::to_string(max_seqs), "--endpoint-file", ep, "--log-level", "warn"},
-                        dir + "/broker.log"));
-  while (c->broker.empty()) {
-    std::ifstream(ep) >> c->broker;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  for (int i = 0; i < stages; ++i) {
-    c->pids.push_back(
-        lb::spawn_process({kBin + "/layerbus-stage", "--broker", c->broker, "--memory", "8GiB",
-                           "--model", model, "--order", std::to_string(i), "--node-id",
-                           "bench-" + std::to_string(i), "--threads", "2", "--log-level", "warn"},
-                          dir + "/stage.log"));
-  }
-  lb::BrokerClient client(c->broker);
-  for (;;) {
-    lb::wire::StatusReply r;
-    lb::wire::decode(
-        client.ask(lb::wire::encode(lb::wire::StatusQuery{}), std::chrono::seconds(60)), r);
-    if (nlohmann::json::parse(r.json)["serving"].get<bool>()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return c;
-}
-
-struct Stream {
-  int64_t tokens = 0;
-  double decode_s = 0;
-  int64_t decode_steps = 0;
-};
-
-Stream generate(const std::string& broker, const std::string& prompt, uint32_t n) {
-  lb::BrokerClient c(broker);
-  lb::wire::Generate g;
-  g.prompt = prompt;
-  g.n = n;
-  c.send(lb::wire::encode(g));
-  for (;;) {
-    lb::wire::Envelope env = c.receive(std::chrono::seconds(600));
-    if (env.type() == "done") {
-      lb::wire::Done d;
-      lb::wire::decode(env, d);
-      return {int64_t(d.tokens.size()), d.decode_s, int64_t(d.decode_steps)};
-    }
-    if (env.type() == "error") throw std::runtime_error("generation failed");
-  }
+std::unique_ptr<lbbench::Cluster> start(const std::string& model, int stages, int max_seqs) {
+  lbbench::ClusterOptions o;
+  o.model = model;
+  o.memory.assign(size_t(stages), "8GiB");
+  o.max_seqs = max_seqs;
+  return lbbench::start(o);
 }
 
 // `layerbus run --json` in its own process, as a user would run it.
@@ -171,12 +112,8 @@ int main() {
     const double per_token = s.decode_s / s.decode_steps;
     // The stages' own figure (message in to message out, compute excluded), from their heartbeats.
     std::this_thread::sleep_for(std::chrono::milliseconds(1200));
-    lb::BrokerClient client(c->broker);
-    lb::wire::StatusReply r;
-    lb::wire::decode(
-        client.ask(lb::wire::encode(lb::wire::StatusQuery{}), std::chrono::seconds(10)), r);
     double inside = 0;
-    const nlohmann::json j = nlohmann::json::parse(r.json);
+    const nlohmann::json j = lbbench::status(c->broker);
     for (const auto& n : j["nodes"])
       inside += n["overhead_us"].get<double>() / double(j["nodes"].size());
     std::printf("%-10d %16.1f %22.1f %26.1f\n", stages, per_token * 1e6,
