@@ -711,6 +711,10 @@ void Broker::on_pressure(const std::string& peer, const wire::Pressure& m) {
   spdlog::warn(
       "broker: stage '{}' under memory pressure: weights {}, KV {}, resident {}, budget {}", peer,
       format_bytes(m.weights), format_bytes(m.kv), format_bytes(m.rss), format_bytes(m.budget));
+  if (auto n = nodes_.find(peer); n != nodes_.end() && m.budget < n->second.info.budget) {
+    // The stage found it has less than it registered with (a cgroup limit): plan with that.
+    n->second.info.budget = m.budget;
+  }
   if (!plan_ || migration_) return;
   auto it = std::find_if(plan_->stages.begin(), plan_->stages.end(),
                          [&](const PlanStage& s) { return s.node_id == peer; });
@@ -764,7 +768,8 @@ void Broker::finish_migration() {
     ready_chunks_.push_back(make_chunk(r, 0, uint32_t(r.prompt.size()), only_prompt));
     ready_tokens_.insert(ready_tokens_.end(), r.prompt.begin(), r.prompt.end());
     for (size_t g = 0; g < r.generated.size(); ++g) {
-      ready_chunks_.push_back(make_chunk(r, int64_t(r.prompt.size() + g), 1, g + 1 == r.generated.size()));
+      ready_chunks_.push_back(
+          make_chunk(r, int64_t(r.prompt.size() + g), 1, g + 1 == r.generated.size()));
       ready_tokens_.push_back(r.generated[g]);
     }
   }
@@ -774,7 +779,8 @@ void Broker::finish_migration() {
     node_order_.erase(std::remove(node_order_.begin(), node_order_.end(), id), node_order_.end());
     spdlog::info("broker: node '{}' drained and released", id);
   }
-  const auto resumed = std::count_if(requests_.begin(), requests_.end(), [](const auto& r) { return r.second.active; });
+  const auto resumed = std::count_if(requests_.begin(), requests_.end(),
+                                     [](const auto& r) { return r.second.active; });
   spdlog::info("broker: epoch {} resumed {} request(s) after {:.3f}s", epoch_, resumed,
                seconds(Clock::now() - migration_->started));
   migration_.reset();

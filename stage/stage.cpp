@@ -139,19 +139,23 @@ void Stage::check_pressure() {
   const auto now = std::chrono::steady_clock::now();
   if (pressure_reported_ && now - pressure_reported_at_ < std::chrono::seconds(3)) return;
   // Weights and KV caches against the budget; and, under a cgroup v2 limit, the kernel's own
-  // count against that limit, so the broker moves layers before the OOM killer acts.
+  // count against that limit, so the broker moves layers before the OOM killer acts. A limit
+  // below the budget becomes the budget the broker is told about.
   const uint64_t held = bytes() + runner_->kv().bytes();
-  const double budget_mark = opt_.high_water * double(opt_.memory_budget);
-  bool over = double(held) > budget_mark;
+  uint64_t budget = opt_.memory_budget;
+  bool over = double(held) > opt_.high_water * double(budget);
   auto cg = cgroup_memory();
-  if (cg && cg->limit) over = over || double(cg->usage) > opt_.high_water * double(*cg->limit);
+  if (cg && cg->limit) {
+    budget = std::min(budget, *cg->limit);
+    over = over || double(cg->usage) > opt_.high_water * double(*cg->limit);
+  }
   if (!over) return;
   wire::Pressure p;
   p.node = opt_.node_id;
   p.rss = resident_bytes();
   p.weights = bytes();
   p.kv = runner_->kv().bytes();
-  p.budget = opt_.memory_budget;
+  p.budget = budget;
   spdlog::warn("stage {}: memory pressure: weights {} MiB + KV {} MiB of a {} MiB budget{}",
                opt_.node_id, p.weights >> 20, p.kv >> 20, p.budget >> 20,
                cg && cg->limit ? " (cgroup " + std::to_string(cg->usage >> 20) + " of " +

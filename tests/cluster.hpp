@@ -20,6 +20,16 @@ struct StageSpec {
   std::string memory;
   bool with_model = true;
   int threads = 1;
+  std::string cgroup;  // a cgroup v2 directory to start the stage in (its memory counts there from
+                       // the start)
+
+  StageSpec(std::string id_, std::string memory_, bool with_model_ = true, int threads_ = 1,
+            std::string cgroup_ = "")
+      : id(std::move(id_)),
+        memory(std::move(memory_)),
+        with_model(with_model_),
+        threads(threads_),
+        cgroup(std::move(cgroup_)) {}
 };
 
 class Cluster {
@@ -68,6 +78,11 @@ class Cluster {
                                     "200"};
       if (s.with_model) a.insert(a.end(), {"--model", model});
       a.insert(a.end(), stage_args.begin(), stage_args.end());
+      if (!s.cgroup.empty()) {
+        // The shell joins the cgroup, then becomes the stage (same pid).
+        a.insert(a.begin(), {"/bin/sh", "-c",
+                             "echo $$ > '" + s.cgroup + "/cgroup.procs' && exec \"$@\"", "sh"});
+      }
       stage_pids_[s.id] = lb::spawn_process(a, dir_.file(s.id + ".log"));
     }
   }

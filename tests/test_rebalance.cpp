@@ -4,6 +4,7 @@
 #include <fstream>
 #include <future>
 #include <regex>
+#include <sstream>
 
 #include "cluster.hpp"
 #include "model/generate.hpp"
@@ -229,4 +230,80 @@ TEST(Rebalance, StageWithoutTheModelFileFetchesItsLayersAndACorruptChunkIsSentAg
               c["tokens"].get<std::vector<int32_t>>())
         << "prompt '" << g.prompt << "'";
   }
+}
+
+namespace {
+
+// A cgroup v2 child group with the memory controller, made for this test and removed after it;
+// `why_not` says what this machine lacks when it cannot be made.
+struct Cgroup {
+  std::string dir;
+  std::string why_not;
+  explicit Cgroup(uint64_t memory_max) {
+    std::ifstream mounts("/proc/self/mountinfo");
+    std::string root;
+    for (std::string line; std::getline(mounts, line);) {
+      std::istringstream f(line);
+      std::vector<std::string> fields;
+      for (std::string w; f >> w;) fields.push_back(w);
+      for (size_t i = 0; i + 1 < fields.size(); ++i) {
+        if (fields[i] == "-" && fields[i + 1] == "cgroup2") root = fields[4];
+      }
+    }
+    if (root.empty()) {
+      why_not = "no cgroup v2 hierarchy is mounted";
+      return;
+    }
+    std::ifstream controllers(root + "/cgroup.controllers");
+    std::string list((std::istreambuf_iterator<char>(controllers)),
+                     std::istreambuf_iterator<char>());
+    if (list.find("memory") == std::string::npos) {
+      why_not = "the cgroup v2 hierarchy at " + root +
+                " has no memory controller (it is on cgroup v1 here)";
+      return;
+    }
+    std::ofstream(root + "/cgroup.subtree_control") << "+memory";
+    const std::string d = root + "/layerbus-test-" + std::to_string(::getpid());
+    std::error_code ec;
+    std::filesystem::create_directory(d, ec);
+    std::ofstream max(d + "/memory.max");
+    max << memory_max;
+    max.close();
+    if (ec || !max) {
+      why_not = "cannot create a cgroup with a memory limit under " + root;
+      std::filesystem::remove(d, ec);
+      return;
+    }
+    dir = d;
+  }
+  ~Cgroup() {
+    if (dir.empty()) return;
+    std::error_code ec;
+    for (int i = 0; i < 100 && !std::filesystem::remove(dir, ec); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+};
+
+}  // namespace
+
+TEST(Rebalance, AStageUnderACgroupV2LimitMovesLayersBeforeTheOomKiller) {
+  Cgroup cg(120ull << 20);
+  if (cg.dir.empty()) GTEST_SKIP() << "cgroup v2 memory limits are unavailable: " << cg.why_not;
+  lbtest::TempDir dir("rebalance-cgroup");
+  const std::string model = big_layers_model(dir);
+  const auto expected = undisturbed(model, kPrompts);
+  // Stage c says it has 1 GiB, but its cgroup allows 120 MiB: the layers the plan gives it would
+  // not fit. Its cgroup usage crosses the high-water mark, it reports pressure with the limit as
+  // its budget, and the broker moves layers to a before anything is killed.
+  Cluster cluster(model, {{"c", "1GiB", true, 1, cg.dir}, {"a", "600MiB"}},
+                  {"--context", "256", "--max-sequences", "8"});
+  const nlohmann::json before = cluster.wait_serving();
+  const auto got = lbtest::generate_all(cluster.broker(), kPrompts, kTokens);
+  const nlohmann::json after = wait_rebalanced(cluster);
+  EXPECT_TRUE(lb::process_alive(cluster.stage_pid("c"))) << "stage c was killed";
+  EXPECT_LT(layers_of(after, "c"), layers_of(before, "c"));
+  EXPECT_NE(cluster.log("broker").find("memory pressure on c"), std::string::npos);
+  for (size_t i = 0; i < kPrompts.size(); ++i)
+    EXPECT_EQ(got[i], expected[i]) << "prompt '" << kPrompts[i] << "'";
 }
