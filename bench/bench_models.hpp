@@ -22,17 +22,8 @@ inline std::string tinyllama_shaped(const std::string& type) {
   const std::string path = bench_dir() + "/tinyllama-1.1b-" + type + ".gguf";
   if (std::filesystem::exists(path)) return path;
   std::fprintf(stderr, "writing %s ...\n", path.c_str());
-  lb::SynthSpec s;
-  s.arch = "llama";
-  s.dim = 2048;
-  s.n_layers = 22;
-  s.n_heads = 32;
-  s.n_kv_heads = 4;
-  s.ffn = 5632;
-  s.vocab = 32000;
-  s.type = lb::parse_type_name(type);
-  s.seed = 1;
-  lb::write_synthetic_model(s, path);
+  lb::write_synthetic_model(
+      lb::synth_spec("llama", 2048, 22, 32, 4, 5632, 32000, lb::parse_type_name(type)), path);
   return path;
 }
 

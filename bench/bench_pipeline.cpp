@@ -89,15 +89,7 @@ int main() {
   }
 
   std::printf("\ntime per hop (tiny model: compute is negligible)\n");
-  lb::SynthSpec tiny;
-  tiny.arch = "llama";
-  tiny.dim = 64;
-  tiny.n_layers = 6;
-  tiny.n_heads = 4;
-  tiny.n_kv_heads = 2;
-  tiny.ffn = 128;
-  tiny.vocab = 512;
-  tiny.type = lb::GgmlType::F32;
+  const lb::SynthSpec tiny = lb::synth_spec("llama", 64, 6, 4, 2, 128, 512, lb::GgmlType::F32);
   const std::string tiny_path = lbbench::bench_dir() + "/tiny.gguf";
   lb::write_synthetic_model(tiny, tiny_path);
   const uint32_t tn = 400;

@@ -19,8 +19,8 @@ struct Golden {
 };
 
 void check_golden(const std::string& shared, const Golden& g) {
-  const std::string json_path = shared + "/models/golden/" +
-                                std::filesystem::path(g.model).stem().string() + ".json";
+  const std::string json_path =
+      shared + "/models/golden/" + std::filesystem::path(g.model).stem().string() + ".json";
   std::ifstream in(json_path);
   ASSERT_TRUE(in) << "cannot read " << json_path;
   const nlohmann::json golden = nlohmann::json::parse(in);

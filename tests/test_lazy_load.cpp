@@ -9,15 +9,7 @@
 
 TEST(LazyLoad, LoadingLayers10To19TouchesOnlyThem) {
   lbtest::TempDir dir("lazy");
-  lb::SynthSpec spec;
-  spec.arch = "llama";
-  spec.dim = 512;
-  spec.n_layers = 20;
-  spec.n_heads = 8;
-  spec.n_kv_heads = 4;
-  spec.ffn = 1536;
-  spec.vocab = 512;
-  spec.type = lb::GgmlType::Q8_0;
+  const lb::SynthSpec spec = lb::synth_spec("llama", 512, 20, 8, 4, 1536, 512, lb::GgmlType::Q8_0);
   const std::string path = dir.file("lazy.gguf");
   lb::write_synthetic_model(spec, path);
 

@@ -84,15 +84,8 @@ INSTANTIATE_TEST_SUITE_P(Stages, PipelineGolden, ::testing::Values(1, 2, 3, 5));
 
 TEST(Pipeline, MemoryRatioSplitAndResidentMemoryHoldsOnlyOwnLayers) {
   lbtest::TempDir dir("split");
-  lb::SynthSpec spec;
-  spec.arch = "llama";
-  spec.dim = 768;
-  spec.n_layers = 24;
-  spec.n_heads = 12;
-  spec.n_kv_heads = 4;
-  spec.ffn = 2048;
-  spec.vocab = 1024;
-  spec.type = lb::GgmlType::Q8_0;
+  const lb::SynthSpec spec =
+      lb::synth_spec("llama", 768, 24, 12, 4, 2048, 1024, lb::GgmlType::Q8_0);
   const std::string model = dir.file("split.gguf");
   lb::write_synthetic_model(spec, model);
 

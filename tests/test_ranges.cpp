@@ -118,16 +118,8 @@ void check_chains(const std::string& path) {
 }
 
 std::string synth(const lbtest::TempDir& dir, const std::string& arch, const std::string& type) {
-  lb::SynthSpec spec;
-  spec.arch = arch;
-  spec.dim = 256;
-  spec.n_layers = 4;
-  spec.n_heads = 8;
-  spec.n_kv_heads = 2;
-  spec.ffn = 512;
-  spec.vocab = 512;
-  spec.type = lb::parse_type_name(type);
-  spec.seed = 7;
+  const lb::SynthSpec spec =
+      lb::synth_spec(arch, 256, 4, 8, 2, 512, 512, lb::parse_type_name(type), 7);
   const std::string path = dir.file(arch + "-" + type + ".gguf");
   lb::write_synthetic_model(spec, path);
   return path;

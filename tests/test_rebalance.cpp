@@ -21,15 +21,8 @@ constexpr uint32_t kTokens = 64;
 
 // A model whose layers are large enough for their memory to show in resident-set figures.
 std::string big_layers_model(const lbtest::TempDir& dir, int64_t kv_heads = 4) {
-  lb::SynthSpec spec;
-  spec.arch = "llama";
-  spec.dim = 768;
-  spec.n_layers = 24;
-  spec.n_heads = 12;
-  spec.n_kv_heads = kv_heads;
-  spec.ffn = 2048;
-  spec.vocab = 1024;
-  spec.type = lb::GgmlType::Q8_0;
+  const lb::SynthSpec spec =
+      lb::synth_spec("llama", 768, 24, 12, kv_heads, 2048, 1024, lb::GgmlType::Q8_0);
   const std::string path = dir.file("rebalance-" + std::to_string(kv_heads) + ".gguf");
   lb::write_synthetic_model(spec, path);
   return path;

@@ -26,16 +26,7 @@ std::vector<uint8_t> read_bytes(const std::string& path) {
 }
 
 SynthSpec small_spec(const std::string& arch, GgmlType type) {
-  SynthSpec s;
-  s.arch = arch;
-  s.dim = 256;
-  s.n_layers = 2;
-  s.n_heads = 4;
-  s.n_kv_heads = 2;
-  s.ffn = 512;
-  s.vocab = 400;
-  s.type = type;
-  s.seed = 42;
+  SynthSpec s = synth_spec(arch, 256, 2, 4, 2, 512, 400, type, 42);
   s.context_length = 512;
   return s;
 }
@@ -351,15 +342,7 @@ TEST(Synth, OneBillionParameterModel) {
     GTEST_SKIP() << "set LAYERBUS_SLOW_TESTS=1 to write the 1.1B synthetic model";
   }
   lbtest::TempDir dir("synth-1b");
-  SynthSpec s;
-  s.arch = "llama";
-  s.dim = 2048;
-  s.n_layers = 22;
-  s.n_heads = 32;
-  s.n_kv_heads = 4;
-  s.ffn = 5632;
-  s.vocab = 32000;
-  s.type = GgmlType::Q4_K;
+  const SynthSpec s = synth_spec("llama", 2048, 22, 32, 4, 5632, 32000, GgmlType::Q4_K);
   const auto t0 = std::chrono::steady_clock::now();
   write_synthetic_model(s, dir.file("1b.gguf"));
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -255,6 +255,21 @@ SynthVocab synth_vocab(int64_t n_tokens) {
   return v;
 }
 
+SynthSpec synth_spec(const std::string& arch, int64_t dim, int64_t n_layers, int64_t n_heads,
+                     int64_t n_kv_heads, int64_t ffn, int64_t vocab, GgmlType type, uint64_t seed) {
+  SynthSpec s;
+  s.arch = arch;
+  s.dim = dim;
+  s.n_layers = n_layers;
+  s.n_heads = n_heads;
+  s.n_kv_heads = n_kv_heads;
+  s.ffn = ffn;
+  s.vocab = vocab;
+  s.type = type;
+  s.seed = seed;
+  return s;
+}
+
 std::vector<std::string> synth_arch_names() {
   return {std::begin(kArchs), std::end(kArchs)};
 }

@@ -24,6 +24,11 @@ struct SynthSpec {
   int64_t context_length = 2048;
 };
 
+// A spec from shapes, in the order `layerbus synth` takes them.
+SynthSpec synth_spec(const std::string& arch, int64_t dim, int64_t n_layers, int64_t n_heads,
+                     int64_t n_kv_heads, int64_t ffn, int64_t vocab, GgmlType type,
+                     uint64_t seed = 1);
+
 // The architectures and weight types write_synthetic_model accepts.
 std::vector<std::string> synth_arch_names();
 std::vector<std::string> synth_type_names();
