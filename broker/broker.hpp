@@ -59,6 +59,14 @@ struct Request {
   uint64_t decode_steps = 0;
 };
 
+// The chunk of a request's tokens at [pos, pos + n), with the sampling the last stage applies
+// after its last row when `sample` (the request's next token is drawn there).
+wire::Chunk make_chunk(const Request& r, int64_t pos, uint32_t n, bool sample = true);
+
+inline double seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
 // A move to a new plan while serving: steps are held at the head until every in-flight step is
 // back, then the new ranges are assigned; once all stages are ready, every active request's
 // history is re-sent to rebuild the KV caches and generation resumes.

@@ -1,0 +1,178 @@
+// The generation loop: requests start, their chunks go into the head as steps, sampled tokens
+// come back from the tail and stream to clients, and requests end.
+#include "broker/broker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "broker/plan_json.hpp"
+#include "net/sockets.hpp"
+#include "util/bytes.hpp"
+
+namespace lb {
+
+void Broker::on_generate(const std::string& peer, const wire::Generate& m) {
+  // Tokenized when it starts: until the first plan it is not known which model will serve it.
+  Request r;
+  r.id = next_req_++;
+  r.client = peer;
+  r.params = m;
+  r.start = Clock::now();
+  waiting_.push_back(r.id);
+  requests_.emplace(r.id, std::move(r));
+}
+
+bool Broker::start(Request& r) {
+  const ServedModel& sm = model();
+  r.prompt = sm.tokenizer->encode(r.params.prompt, true);
+  if (r.prompt.empty()) {
+    fail(r, "the prompt has no tokens");
+    return false;
+  }
+  if (int64_t(r.prompt.size()) >= cfg_.context) {
+    fail(r, "the prompt has " + std::to_string(r.prompt.size()) + " tokens; the context holds " +
+                std::to_string(cfg_.context));
+    return false;
+  }
+  r.params.n = uint32_t(std::min<int64_t>(r.params.n, cfg_.context - int64_t(r.prompt.size())));
+  r.text = std::make_unique<TextStream>(*sm.tokenizer, r.params.stop);
+  if (!reply(r.client, wire::encode(wire::Accepted{r.id, r.prompt}))) {
+    finish(r, "cancelled");
+    return false;
+  }
+  if (r.params.n == 0) {
+    finish(r, "length");
+    return false;
+  }
+  r.active = true;
+  ready_chunks_.push_back(make_chunk(r, 0, uint32_t(r.prompt.size())));
+  ready_tokens_.insert(ready_tokens_.end(), r.prompt.begin(), r.prompt.end());
+  return true;
+}
+
+void Broker::on_cancel(const std::string& peer, const wire::Cancel& m) {
+  auto it = requests_.find(m.req);
+  if (it == requests_.end() || it->second.client != peer)
+    throw Error("no request " + std::to_string(m.req) + " of yours");
+  it->second.cancelled = true;
+  if (!it->second.in_flight) finish(it->second, "cancelled");
+}
+
+void Broker::schedule() {
+  if (!serving_ || migration_) return;
+  int active = 0;
+  for (const auto& [id, r] : requests_) active += r.active;
+  while (!waiting_.empty() && active < cfg_.max_sequences) {
+    auto it = requests_.find(waiting_.front());
+    waiting_.pop_front();
+    if (it != requests_.end() && start(it->second)) ++active;
+  }
+  if (ready_chunks_.empty()) return;
+  wire::Step step;
+  step.epoch = epoch_;
+  step.id = next_step_++;
+  step.seqs = std::move(ready_chunks_);
+  step.tokens = std::move(ready_tokens_);
+  step.dtype = dtype_;
+  ready_chunks_.clear();
+  ready_tokens_.clear();
+  for (const wire::Chunk& c : step.seqs) requests_.at(c.req).in_flight = true;
+  send_frame(feed_, wire::encode(step));
+}
+
+void Broker::on_result(const std::string& frame) {
+  wire::Result res;
+  try {
+    const wire::Envelope env = wire::Envelope::parse(frame.data(), frame.size(), limits_);
+    wire::decode(env, res);
+  } catch (const Error& e) {
+    spdlog::error("broker: rejected a result: {}", e.what());
+    return;
+  }
+  if (res.epoch != epoch_) {
+    spdlog::warn("broker: dropped step {} result from epoch {} (current {})", res.id, res.epoch,
+                 epoch_);
+    return;
+  }
+  const ServedModel& sm = model();
+  for (const wire::Sampled& s : res.out) {
+    auto it = requests_.find(s.req);
+    if (it == requests_.end()) {
+      spdlog::warn("broker: result for unknown request {}", s.req);
+      continue;
+    }
+    Request& r = it->second;
+    r.in_flight = false;
+    if (r.cancelled) {
+      finish(r, "cancelled");
+      continue;
+    }
+    if (s.token < 0 || s.token >= sm.hp.n_vocab) {
+      fail(r,
+           "the last stage sampled token " + std::to_string(s.token) + ", outside the vocabulary");
+      continue;
+    }
+    const auto now = Clock::now();
+    if (r.generated.empty())
+      r.first_token = now;
+    else
+      ++r.decode_steps;
+    r.last_token = now;
+    r.generated.push_back(s.token);
+    recent_tokens_.push_back(now);
+    while (now - recent_tokens_.front() > std::chrono::seconds(10)) recent_tokens_.pop_front();
+    bool stopped = false;
+    const std::string text = r.text->push(s.token, stopped);
+    r.text_so_far += text;
+    if (!reply(r.client, wire::encode(wire::TokenMsg{r.id, s.token, s.lp, text}))) {
+      spdlog::info("broker: client of request {} is gone: cancelling", r.id);
+      finish(r, "cancelled");
+      continue;
+    }
+    if (stopped)
+      finish(r, "stop");
+    else if (sm.tokenizer->is_end_of_generation(s.token))
+      finish(r, "eos");
+    else if (r.generated.size() >= r.params.n)
+      finish(r, "length");
+    else {
+      const int64_t pos = int64_t(r.prompt.size() + r.generated.size()) - 1;
+      ready_chunks_.push_back(make_chunk(r, pos, 1));
+      ready_tokens_.push_back(s.token);
+    }
+  }
+}
+
+void Broker::release(uint64_t req) {
+  if (!plan_) return;
+  for (const PlanStage& s : plan_->stages) reply(s.node_id, wire::encode(wire::Release{req}));
+}
+
+void Broker::finish(Request& r, const std::string& reason) {
+  if (r.text) r.text_so_far += r.text->flush();
+  wire::Done d;
+  d.req = r.id;
+  d.reason = reason;
+  d.tokens = r.generated;
+  d.text = r.text_so_far;
+  d.prompt_s = r.generated.empty() ? 0 : seconds(r.first_token - r.start);
+  d.decode_s = r.generated.size() > 1 ? seconds(r.last_token - r.first_token) : 0;
+  d.decode_steps = r.decode_steps;
+  reply(r.client, wire::encode(d));
+  if (r.active) release(r.id);
+  waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), r.id), waiting_.end());
+  requests_.erase(r.id);
+}
+
+void Broker::fail(Request& r, const std::string& message) {
+  spdlog::error("broker: request {} failed: {}", r.id, message);
+  wire::ErrorMsg e{message, "generate", r.id};
+  reply(r.client, wire::encode(e));
+  if (r.active) release(r.id);
+  waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), r.id), waiting_.end());
+  requests_.erase(r.id);
+}
+
+}  // namespace lb
