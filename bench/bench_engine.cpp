@@ -3,6 +3,7 @@
 // (weight bytes read per token / the read bandwidth this benchmark measures with the same threads).
 #include <chrono>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <vector>
 
@@ -37,10 +38,55 @@ double read_bandwidth(lb::ThreadPool& pool) {
   return best;
 }
 
+// Continuous batching: one decode step over rows of kBatchSizes[i] different sequences.
+constexpr int kBatchSizes[] = {1, 2, 4, 8};
+constexpr int kMaxBatch = 8;
+
 struct Row {
   std::string type;
   double weight_gb, prompt_tps, decode_tps, roofline_tps;
+  double batch_step_ms[std::size(kBatchSizes)];
 };
+
+// Milliseconds per decode step with `rows` single-token rows of different sequences, best of a
+// few steps (each sequence already holds a 32-token prompt).
+double batched_step_ms(lb::RangeRunner& runner, int32_t n_vocab, int rows, int64_t& pos) {
+  lb::StepOutput out;
+  double best = 1e30;
+  for (int rep = 0; rep < 4; ++rep, ++pos) {
+    lb::StepInput step;
+    for (int s = 0; s < rows; ++s) {
+      step.seq.push_back(uint64_t(100 + s));
+      step.pos.push_back(pos);
+      step.tokens.push_back(int32_t((pos * 31 + s * 7 + 7) % n_vocab));
+      step.want_logits.push_back(1);
+    }
+    // Sequences beyond `rows` skip this position: give them the same one so all stay in step.
+    for (int s = rows; s < kMaxBatch; ++s) {
+      step.seq.push_back(uint64_t(100 + s));
+      step.pos.push_back(pos);
+      step.tokens.push_back(1);
+      step.want_logits.push_back(0);
+    }
+    // Time only the batch: run the catch-up rows in a step of their own first.
+    lb::StepInput rest;
+    for (size_t i = size_t(rows); i < step.seq.size(); ++i) {
+      rest.seq.push_back(step.seq[i]);
+      rest.pos.push_back(step.pos[i]);
+      rest.tokens.push_back(step.tokens[i]);
+      rest.want_logits.push_back(step.want_logits[i]);
+    }
+    step.seq.resize(size_t(rows));
+    step.pos.resize(size_t(rows));
+    step.tokens.resize(size_t(rows));
+    step.want_logits.resize(size_t(rows));
+    if (!rest.seq.empty()) runner.step(rest, out);
+    const auto t0 = Clock::now();
+    runner.step(step, out);
+    best = std::min(best, secs(t0) * 1e3);
+  }
+  return best;
+}
 
 Row measure(const std::string& type, lb::ThreadPool& pool) {
   auto file = std::make_shared<lb::GgufFile>(lbbench::tinyllama_shaped(type));
@@ -76,7 +122,24 @@ Row measure(const std::string& type, lb::ThreadPool& pool) {
     runner.step(step, out);
   }
   const double decode_tps = n_decode / secs(t0);
-  return {type, per_token / 1e9, prompt_tps, decode_tps, 0};
+
+  Row row{type, per_token / 1e9, prompt_tps, decode_tps, 0, {}};
+  runner.kv().clear();
+  lb::StepInput prompts;
+  for (int s = 0; s < kMaxBatch; ++s) {
+    for (int i = 0; i < 32; ++i) {
+      prompts.seq.push_back(uint64_t(100 + s));
+      prompts.pos.push_back(i);
+      prompts.tokens.push_back(int32_t((i * 7919 + s * 13 + 11) % hp.n_vocab));
+      prompts.want_logits.push_back(i == 31);
+    }
+  }
+  runner.step(prompts, out);
+  int64_t pos = 32;
+  for (size_t i = 0; i < std::size(kBatchSizes); ++i) {
+    row.batch_step_ms[i] = batched_step_ms(runner, int32_t(hp.n_vocab), kBatchSizes[i], pos);
+  }
+  return row;
 }
 
 }  // namespace
@@ -87,11 +150,27 @@ int main() {
   std::printf("read bandwidth, 2 threads: %.1f GB/s\n\n", bw / 1e9);
   std::printf("%-6s %12s %14s %12s %14s %10s\n", "type", "GB/token", "prompt tok/s", "decode tok/s",
               "roofline tok/s", "% roofline");
+  std::vector<Row> rows;
   for (const char* type : {"q8_0", "q4_0", "q4_k"}) {
     Row r = measure(type, pool);
     r.roofline_tps = bw / (r.weight_gb * 1e9);
     std::printf("%-6s %12.3f %14.1f %12.2f %14.2f %9.1f%%\n", r.type.c_str(), r.weight_gb,
                 r.prompt_tps, r.decode_tps, r.roofline_tps, 100.0 * r.decode_tps / r.roofline_tps);
+    rows.push_back(r);
+  }
+  std::printf(
+      "\nbatched decode: ms per step of N single-token rows (different sequences), and\n"
+      "tokens/s of the step relative to one row\n%-6s",
+      "type");
+  for (int b : kBatchSizes) std::printf("  %8s N=%d", "", b);
+  std::printf("\n");
+  for (const Row& r : rows) {
+    std::printf("%-6s", r.type.c_str());
+    for (size_t i = 0; i < std::size(kBatchSizes); ++i) {
+      std::printf("  %6.1f (%3.1fx)", r.batch_step_ms[i],
+                  kBatchSizes[i] * r.batch_step_ms[0] / r.batch_step_ms[i]);
+    }
+    std::printf("\n");
   }
   return 0;
 }

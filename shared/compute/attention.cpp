@@ -9,12 +9,22 @@ namespace lb {
 
 void attend_head(const float* q, const Half* k, const Half* v, int64_t stride, int64_t n_pos,
                  int64_t head_dim, float scale, float* out) {
+  static const bool f16c = detected_simd() >= SimdLevel::Avx2;
+  if (f16c) {
+    attend_head_f16c(q, k, v, stride, n_pos, head_dim, scale, out);
+  } else {
+    attend_head_scalar(q, k, v, stride, n_pos, head_dim, scale, out);
+  }
+}
+
+void attend_head_scalar(const float* q, const Half* k, const Half* v, int64_t stride, int64_t n_pos,
+                        int64_t head_dim, float scale, float* out) {
   // ggml_compute_forward_flash_attn_ext_f16_one_chunk with an F16 cache, step for step:
   // q rounded to F16; each score one ggml_vec_dot_f16 (the F16 kernel, same bits at every SIMD
   // level); an online softmax whose sum S = S*ms + vs GCC compiles to one fma; the weighted sum
   // of values kept in F16, each update one fma rounded to F16 (ggml_vec_mad_f16 /
   // ggml_vec_scale_f16); at the end the F16 sum times 1/S.
-  static const Kernels& f16 = kernels_for(GgmlType::F16);
+  static const Kernels& f16 = kernels_for(GgmlType::F16, SimdLevel::Scalar);
   thread_local std::vector<Half> q16;
   thread_local std::vector<Half> acc;
   q16.resize(size_t(head_dim));

@@ -14,7 +14,15 @@ namespace lb {
 // tiled kernel ggml switches to for chunks of 64+ query rows when head_dim % 16 == 0 (F32 q,
 // F32 accumulators), and its split-KV decode path for caches of 512+ cells, which depends on
 // llama.cpp's thread count.
+// Picks attend_head_f16c when the CPU has the Avx2 level (F16C, FMA), else the scalar one.
 void attend_head(const float* q, const Half* k, const Half* v, int64_t stride, int64_t n_pos,
                  int64_t head_dim, float scale, float* out);
+
+// The two variants, bit-identical (tests compare them): the scalar reference, and one converting
+// and accumulating eight head dimensions per instruction (needs the Avx2 level).
+void attend_head_scalar(const float* q, const Half* k, const Half* v, int64_t stride, int64_t n_pos,
+                        int64_t head_dim, float scale, float* out);
+void attend_head_f16c(const float* q, const Half* k, const Half* v, int64_t stride, int64_t n_pos,
+                      int64_t head_dim, float scale, float* out);
 
 }  // namespace lb

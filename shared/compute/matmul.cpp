@@ -71,12 +71,31 @@ void matmul(ThreadPool& pool, const std::vector<MatmulJob>& jobs, int64_t n_tok,
     float* y = pj->job->y;
     // llamafile's GEMM takes the product when the shape suits it (else ggml's dot does).
     const bool gemm_shape = pj->k->gemm_dot && w.cols % kGemmCols == 0 && w.rows % kGemmRows == 0;
-    for (int64_t t = 0; t < n_tok; ++t) {
+    const auto uses_gemm = [&](int64_t t) {
+      return gemm_shape && chunk_rows && chunk_rows[t] >= 2;
+    };
+    for (int64_t t = 0; t < n_tok;) {
       const uint8_t* a = pj->act + t * pj->act_row_bytes;
       float* yt = y + t * w.rows;
-      const VecDotFn dot =
-          gemm_shape && chunk_rows && chunk_rows[t] >= 2 ? pj->k->gemm_dot : pj->k->vec_dot;
-      for (int64_t r = r0; r < r1; ++r) yt[r] = dot(w.cols, wdata + r * pj->w_row_bytes, a);
+      if (uses_gemm(t)) {
+        for (int64_t r = r0; r < r1; ++r)
+          yt[r] = pj->k->gemm_dot(w.cols, wdata + r * pj->w_row_bytes, a);
+        ++t;
+        continue;
+      }
+      // Up to kMaxDotActs consecutive dot-order rows share each weight row's loads.
+      int64_t n_act = 1;
+      while (n_act < kMaxDotActs && t + n_act < n_tok && !uses_gemm(t + n_act)) ++n_act;
+      for (int64_t r = r0; r < r1; ++r) {
+        const uint8_t* wr = wdata + r * pj->w_row_bytes;
+        if (n_act == 1) {
+          yt[r] = pj->k->vec_dot(w.cols, wr, a);
+        } else {
+          pj->k->vec_dot_multi(w.cols, wr, a, pj->act_row_bytes, int(n_act), yt + r,
+                               size_t(w.rows));
+        }
+      }
+      t += n_act;
     }
   });
 }

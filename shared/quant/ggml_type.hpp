@@ -27,6 +27,12 @@ enum class GgmlType : uint32_t {
 // Dot product of one weight row (n elements, stored in the weight type) with one activation row
 // (stored in that weight type's activation type, see TypeInfo::act_type).
 using VecDotFn = float (*)(int64_t n, const void* weight_row, const void* act_row);
+// One weight row against n_act (1..kMaxDotActs) activation rows a + t * a_stride bytes:
+// y[t * y_stride] = vec_dot(n, weight_row, that row), bit for bit, with the weight row loaded and
+// unpacked once for all of them (what makes a batch of decode rows cheaper than its rows alone).
+using VecDotMultiFn = void (*)(int64_t n, const void* weight_row, const void* act, size_t a_stride,
+                               int n_act, float* y, size_t y_stride);
+constexpr int kMaxDotActs = 4;
 // Converts n floats to a row of the given type (n a multiple of the block size).
 using FromFloatFn = void (*)(const float* src, void* dst, int64_t n);
 // Converts a row of n elements of the given type to floats.
@@ -34,9 +40,9 @@ using ToFloatFn = void (*)(const void* src, float* dst, int64_t n);
 
 struct TypeInfo {
   const char* name;
-  int64_t block_size;   // elements per block
-  size_t block_bytes;   // bytes per block
-  bool supported;       // layerbus can compute with it
+  int64_t block_size;  // elements per block
+  size_t block_bytes;  // bytes per block
+  bool supported;      // layerbus can compute with it
 };
 
 // Layout facts for any type GGUF may name; returns nullptr for numbers that are no ggml type.

@@ -53,39 +53,64 @@ SimdLevel detect() {
   return level;
 }
 
+// A VecDotMultiFn for levels without a dedicated kernel: the vec_dot once per activation row.
+template <VecDotFn dot>
+void each_row(int64_t n, const void* w, const void* a, size_t a_stride, int n_act, float* y,
+              size_t y_stride) {
+  for (int t = 0; t < n_act; ++t) {
+    y[size_t(t) * y_stride] = dot(n, w, static_cast<const uint8_t*>(a) + size_t(t) * a_stride);
+  }
+}
+
 // One row per weight type: scalar, AVX2, AVX-512.
 using Row = Kernels[3];
 
 const Row kF32 = {
-    {GgmlType::F32, from_float_f32, to_float_f32, vec_dot_f32, gemm_dot_f32},
-    {GgmlType::F32, from_float_f32, to_float_f32, vec_dot_f32_avx2, gemm_dot_f32_avx2},
-    {GgmlType::F32, from_float_f32, to_float_f32, vec_dot_f32_avx512, gemm_dot_f32_avx512},
+    {GgmlType::F32, from_float_f32, to_float_f32, vec_dot_f32, gemm_dot_f32, each_row<vec_dot_f32>},
+    {GgmlType::F32, from_float_f32, to_float_f32, vec_dot_f32_avx2, gemm_dot_f32_avx2,
+     each_row<vec_dot_f32_avx2>},
+    {GgmlType::F32, from_float_f32, to_float_f32, vec_dot_f32_avx512, gemm_dot_f32_avx512,
+     each_row<vec_dot_f32_avx512>},
 };
 const Row kF16 = {
-    {GgmlType::F16, from_float_f16, to_float_f16, vec_dot_f16, gemm_dot_f16},
-    {GgmlType::F16, from_float_f16_f16c, to_float_f16, vec_dot_f16_avx2, gemm_dot_f16_avx2},
+    {GgmlType::F16, from_float_f16, to_float_f16, vec_dot_f16, gemm_dot_f16, each_row<vec_dot_f16>},
+    {GgmlType::F16, from_float_f16_f16c, to_float_f16, vec_dot_f16_avx2, gemm_dot_f16_avx2,
+     each_row<vec_dot_f16_avx2>},
     // zmm registers measured slower than the AVX2 kernels for F16
-    {GgmlType::F16, from_float_f16_f16c, to_float_f16, vec_dot_f16_avx2, gemm_dot_f16_avx2},
+    {GgmlType::F16, from_float_f16_f16c, to_float_f16, vec_dot_f16_avx2, gemm_dot_f16_avx2,
+     each_row<vec_dot_f16_avx2>},
 };
 const Row kQ8_0 = {
-    {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q8_0, vec_dot_q8_0_q8_0, nullptr},
-    {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q8_0, vec_dot_q8_0_q8_0_avx2, nullptr},
-    {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q8_0, vec_dot_q8_0_q8_0_avx512, nullptr},
+    {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q8_0, vec_dot_q8_0_q8_0, nullptr,
+     each_row<vec_dot_q8_0_q8_0>},
+    {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q8_0, vec_dot_q8_0_q8_0_avx2, nullptr,
+     each_row<vec_dot_q8_0_q8_0_avx2>},
+    {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q8_0, vec_dot_q8_0_q8_0_avx512, nullptr,
+     vec_dot_q8_0_q8_0_multi_avx512},
 };
 const Row kQ4_0 = {
-    {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q4_0, vec_dot_q4_0_q8_0, nullptr},
-    {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q4_0, vec_dot_q4_0_q8_0_avx2, nullptr},
-    {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q4_0, vec_dot_q4_0_q8_0_avx512, nullptr},
+    {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q4_0, vec_dot_q4_0_q8_0, nullptr,
+     each_row<vec_dot_q4_0_q8_0>},
+    {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q4_0, vec_dot_q4_0_q8_0_avx2, nullptr,
+     each_row<vec_dot_q4_0_q8_0_avx2>},
+    {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q4_0, vec_dot_q4_0_q8_0_avx512, nullptr,
+     vec_dot_q4_0_q8_0_multi_avx512},
 };
 const Row kQ4_K = {
-    {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q4_k, vec_dot_q4_k_q8_k, nullptr},
-    {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q4_k, vec_dot_q4_k_q8_k_avx2, nullptr},
-    {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q4_k, vec_dot_q4_k_q8_k_avx512, nullptr},
+    {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q4_k, vec_dot_q4_k_q8_k, nullptr,
+     each_row<vec_dot_q4_k_q8_k>},
+    {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q4_k, vec_dot_q4_k_q8_k_avx2, nullptr,
+     each_row<vec_dot_q4_k_q8_k_avx2>},
+    {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q4_k, vec_dot_q4_k_q8_k_avx512, nullptr,
+     vec_dot_q4_k_q8_k_multi_avx512},
 };
 const Row kQ6_K = {
-    {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q6_k, vec_dot_q6_k_q8_k, nullptr},
-    {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q6_k, vec_dot_q6_k_q8_k_avx2, nullptr},
-    {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q6_k, vec_dot_q6_k_q8_k_avx512, nullptr},
+    {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q6_k, vec_dot_q6_k_q8_k, nullptr,
+     each_row<vec_dot_q6_k_q8_k>},
+    {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q6_k, vec_dot_q6_k_q8_k_avx2, nullptr,
+     each_row<vec_dot_q6_k_q8_k_avx2>},
+    {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q6_k, vec_dot_q6_k_q8_k_avx512, nullptr,
+     each_row<vec_dot_q6_k_q8_k_avx512>},
 };
 
 }  // namespace

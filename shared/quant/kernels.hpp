@@ -18,6 +18,9 @@ struct Kernels {
   // 2+ activation rows when cols % 16 == 0 and the weight's rows % 4 == 0 (kGemmCols,
   // kGemmRows); nullptr where that order is vec_dot's own (Q8_0) or llama.cpp does not use it.
   VecDotFn gemm_dot;
+  // vec_dot of one weight row against up to kMaxDotActs activation rows, bit for bit, unpacking
+  // the weights once where a kernel for that exists (else one vec_dot per row).
+  VecDotMultiFn vec_dot_multi;
 };
 
 // The shapes llamafile's tinyBLAS accepts on AVX-512 (else ggml falls back to vec_dot).

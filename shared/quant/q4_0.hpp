@@ -2,6 +2,7 @@
 // Q4_0: blocks of 32 elements, value = (q - 8) * d with 4-bit q; byte qs[j] holds element j in its
 // low nibble and element j + 16 in its high nibble. Byte-identical to ggml's block_q4_0.
 // Activations: Q8_0 (quant/q8_0.hpp).
+#include <cstddef>
 #include <cstdint>
 
 #include "quant/f16.hpp"
@@ -25,5 +26,8 @@ void dequantize_row_q4_0(const void* src, float* dst, int64_t n);
 float vec_dot_q4_0_q8_0(int64_t n, const void* w, const void* a);
 float vec_dot_q4_0_q8_0_avx2(int64_t n, const void* w, const void* a);
 float vec_dot_q4_0_q8_0_avx512(int64_t n, const void* w, const void* a);
+// The AVX-512 level's VecDotMultiFn (n_act 1..4): vec_dot_q4_0_q8_0_avx512's bits per row.
+void vec_dot_q4_0_q8_0_multi_avx512(int64_t n, const void* w, const void* a, size_t a_stride,
+                                    int n_act, float* y, size_t y_stride);
 
 }  // namespace lb

@@ -12,23 +12,56 @@ inline __m128i load128(const void* p) {
   return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
 }
 
-inline __m256i dot_pair(const BlockQ4_0* x, const BlockQ8_0* y) {
+// The nibbles of blocks x[0], x[1] (block 0 in the low 128 bits): elements 0..15 of each, then
+// 16..31.
+struct NibblePair {
+  __m256i lo, hi;
+};
+
+inline NibblePair unpack_pair(const BlockQ4_0* x) {
   const __m256i m4 = _mm256_set1_epi8(0x0f);
+  const __m256i q = _mm256_set_m128i(load128(x[1].qs), load128(x[0].qs));
+  return {_mm256_and_si256(q, m4), _mm256_and_si256(_mm256_srli_epi16(q, 4), m4)};
+}
+
+// Blocks 0 and 1: 8 int32 lanes, 4 per block (block 0 in the low 128 bits).
+inline __m256i dot_pair(const NibblePair& q, const BlockQ8_0* y) {
   const __m256i eight = _mm256_set1_epi8(8);
   const __m256i zero = _mm256_setzero_si256();
-  const __m256i q = _mm256_set_m128i(load128(x[1].qs), load128(x[0].qs));
-  const __m256i lo = _mm256_and_si256(q, m4);
-  const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
   const __m256i a_lo = _mm256_set_m128i(load128(y[1].qs), load128(y[0].qs));
   const __m256i a_hi = _mm256_set_m128i(load128(y[1].qs + 16), load128(y[0].qs + 16));
-  const __m256i qa = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, lo, a_lo), hi, a_hi);
+  const __m256i qa = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, q.lo, a_lo), q.hi, a_hi);
   const __m256i a8 = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, eight, a_lo), eight, a_hi);
   return _mm256_sub_epi32(qa, a8);
+}
+
+inline __m256i dot_pair(const BlockQ4_0* x, const BlockQ8_0* y) {
+  return dot_pair(unpack_pair(x), y);
+}
+
+// The last odd block: its 32 nibbles in element order.
+inline __m256i unpack_one(const BlockQ4_0& x) {
+  const __m128i q = load128(x.qs);
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0f));
+}
+
+// The last odd block's int32 lanes against activation block y.
+inline __m256i dot_one(__m256i u, const BlockQ8_0& y) {
+  const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs));
+  const __m256i zero = _mm256_setzero_si256();
+  return _mm256_sub_epi32(_mm256_dpbusd_epi32(zero, u, av),
+                          _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(8), av));
 }
 
 // [d_w * d_a of block 0] x 4, then block 1 x 4.
 inline __m256 scale_pair(const BlockQ4_0* x, const BlockQ8_0* y) {
   return simd::spread_pair(simd::scale_pair(x[0].d, x[1].d, y[0].d, y[1].d));
+}
+
+// Two halves as floats in the low two lanes.
+inline __m128 halves_pair(Half h0, Half h1) {
+  const uint32_t bits = uint32_t(h0) | (uint32_t(h1) << 16);
+  return _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(bits)));
 }
 
 }  // namespace
@@ -52,17 +85,85 @@ float vec_dot_q4_0_q8_0_avx512(int64_t n, const void* w, const void* a) {
     b += 2;
   }
   if (b < nb) {
-    const __m128i q = load128(x[b].qs);
-    const __m256i u =
-        _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0f));
-    const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
-    const __m256i zero = _mm256_setzero_si256();
-    const __m256i dot = _mm256_sub_epi32(_mm256_dpbusd_epi32(zero, u, av),
-                                         _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(8), av));
     const __m256 d = _mm256_broadcastss_ps(simd::scale_pair(x[b].d, x[b].d, y[b].d, y[b].d));
-    acc1 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), acc1);
+    acc1 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_one(unpack_one(x[b]), y[b])), acc1);
   }
   return simd::hsum(_mm256_add_ps(acc0, acc1));
+}
+
+namespace {
+
+// vec_dot_q4_0_q8_0_avx512 for T activation rows: each row gets that function's accumulators and
+// fmas in its order; the nibbles and the weight scales are unpacked once for all rows (d_w * d_a
+// is one float product however the conversions are grouped).
+template <int T>
+void dot_multi(int64_t n, const BlockQ4_0* x, const uint8_t* act, size_t a_stride, float* out,
+               size_t out_stride) {
+  const BlockQ8_0* y[T];
+  __m256 acc0[T];
+  __m256 acc1[T];
+#pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) {
+    y[t] = reinterpret_cast<const BlockQ8_0*>(act + size_t(t) * a_stride);
+    acc0[t] = _mm256_setzero_ps();
+    acc1[t] = _mm256_setzero_ps();
+  }
+  const int64_t nb = n / kQK4_0;
+  int64_t b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    const NibblePair q0 = unpack_pair(x + b);
+    const NibblePair q1 = unpack_pair(x + b + 2);
+    const __m128 dw0 = halves_pair(x[b].d, x[b + 1].d);
+    const __m128 dw1 = halves_pair(x[b + 2].d, x[b + 3].d);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      const BlockQ8_0* yb = y[t] + b;
+      const __m256 d0 = simd::spread_pair(_mm_mul_ps(dw0, halves_pair(yb[0].d, yb[1].d)));
+      const __m256 d1 = simd::spread_pair(_mm_mul_ps(dw1, halves_pair(yb[2].d, yb[3].d)));
+      acc0[t] = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(dot_pair(q0, yb)), acc0[t]);
+      acc1[t] = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(dot_pair(q1, yb + 2)), acc1[t]);
+    }
+  }
+  if (b + 2 <= nb) {
+    const NibblePair q0 = unpack_pair(x + b);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      acc0[t] = _mm256_fmadd_ps(scale_pair(x + b, y[t] + b),
+                                _mm256_cvtepi32_ps(dot_pair(q0, y[t] + b)), acc0[t]);
+    }
+    b += 2;
+  }
+  if (b < nb) {
+    const __m256i u = unpack_one(x[b]);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      const __m256 d =
+          _mm256_broadcastss_ps(simd::scale_pair(x[b].d, x[b].d, y[t][b].d, y[t][b].d));
+      acc1[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_one(u, y[t][b])), acc1[t]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) {
+    out[size_t(t) * out_stride] = simd::hsum(_mm256_add_ps(acc0[t], acc1[t]));
+  }
+}
+
+}  // namespace
+
+void vec_dot_q4_0_q8_0_multi_avx512(int64_t n, const void* w, const void* a, size_t a_stride,
+                                    int n_act, float* y, size_t y_stride) {
+  const BlockQ4_0* x = static_cast<const BlockQ4_0*>(w);
+  const uint8_t* act = static_cast<const uint8_t*>(a);
+  switch (n_act) {
+    case 1:
+      return dot_multi<1>(n, x, act, a_stride, y, y_stride);
+    case 2:
+      return dot_multi<2>(n, x, act, a_stride, y, y_stride);
+    case 3:
+      return dot_multi<3>(n, x, act, a_stride, y, y_stride);
+    default:
+      return dot_multi<4>(n, x, act, a_stride, y, y_stride);
+  }
 }
 
 }  // namespace lb

@@ -3,6 +3,7 @@
 // 4-bit q and 6-bit sc/m packed into scales[12]. qs[32*j + l] holds element 64*j + l in its low
 // nibble and element 64*j + 32 + l in its high nibble. Byte-identical to ggml's block_q4_K.
 // Activations: Q8_K (quant/q8_k.hpp).
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -39,5 +40,8 @@ void dequantize_row_q4_k(const void* src, float* dst, int64_t n);
 float vec_dot_q4_k_q8_k(int64_t n, const void* w, const void* a);
 float vec_dot_q4_k_q8_k_avx2(int64_t n, const void* w, const void* a);
 float vec_dot_q4_k_q8_k_avx512(int64_t n, const void* w, const void* a);
+// The AVX-512 level's VecDotMultiFn (n_act 1..4): vec_dot_q4_k_q8_k_avx512's bits per row.
+void vec_dot_q4_k_q8_k_multi_avx512(int64_t n, const void* w, const void* a, size_t a_stride,
+                                    int n_act, float* y, size_t y_stride);
 
 }  // namespace lb

@@ -71,4 +71,84 @@ float vec_dot_q4_k_q8_k_avx512(int64_t n, const void* w, const void* a) {
   return simd::hsum(acc) - simd::hsum(acc_m);
 }
 
+namespace {
+
+// vec_dot_q4_k_q8_k_avx512 for T activation rows: per row that function's accumulators and
+// operations in its order; the scales, their shuffles and the nibbles are unpacked once per
+// super-block for all rows.
+template <int T>
+void dot_multi(int64_t n, const BlockQ4_K* x, const uint8_t* act, size_t a_stride, float* out,
+               size_t out_stride) {
+  const BlockQ8_K* y[T];
+  __m256 acc[T];
+  __m128 acc_m[T];
+#pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) {
+    y[t] = reinterpret_cast<const BlockQ8_K*>(act + size_t(t) * a_stride);
+    acc[t] = _mm256_setzero_ps();
+    acc_m[t] = _mm_setzero_ps();
+  }
+  const int64_t nb = n / kQK_K;
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  for (int64_t b = 0; b < nb; ++b) {
+    uint32_t dd;
+    std::memcpy(&dd, &x[b].d, sizeof dd);
+    const __m128 dw = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd)));
+    uint32_t u[4];
+    unpack_scales_q4_k(x[b].scales, u);
+    const __m256i sm =
+        _mm256_cvtepu8_epi16(_mm_setr_epi32(static_cast<int>(u[0]), static_cast<int>(u[1]),
+                                            static_cast<int>(u[2]), static_cast<int>(u[3])));
+    const __m128i mins_w = _mm256_extracti128_si256(sm, 1);
+    const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));
+    __m256i sc[8];
+    __m256i nib[8];
+    for (int j = 0; j < 4; ++j) {
+      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * j));
+      nib[2 * j] = _mm256_and_si256(bits, m4);
+      nib[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+      sc[2 * j] = _mm256_shuffle_epi8(scales, scale_mask(2 * j));
+      sc[2 * j + 1] = _mm256_shuffle_epi8(scales, scale_mask(2 * j + 1));
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      const BlockQ8_K& yb = y[t][b];
+      const __m128 dv = _mm_mul_ps(dw, _mm_set1_ps(yb.d));
+      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.bsums));
+      const __m128i pair_sums =
+          _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+      const __m128i mins = _mm_madd_epi16(mins_w, pair_sums);
+      acc_m[t] = _mm_fmadd_ps(_mm_shuffle_ps(dv, dv, 0x55), _mm_cvtepi32_ps(mins), acc_m[t]);
+      __m256i sumi = _mm256_setzero_si256();
+      for (int i = 0; i < 8; ++i) {
+        const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.qs + 32 * i));
+        sumi = _mm256_dpwssd_epi32(sumi, sc[i], _mm256_maddubs_epi16(nib[i], av));
+      }
+      acc[t] = _mm256_fmadd_ps(_mm256_broadcastss_ps(dv), _mm256_cvtepi32_ps(sumi), acc[t]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) {
+    out[size_t(t) * out_stride] = simd::hsum(acc[t]) - simd::hsum(acc_m[t]);
+  }
+}
+
+}  // namespace
+
+void vec_dot_q4_k_q8_k_multi_avx512(int64_t n, const void* w, const void* a, size_t a_stride,
+                                    int n_act, float* y, size_t y_stride) {
+  const BlockQ4_K* x = static_cast<const BlockQ4_K*>(w);
+  const uint8_t* act = static_cast<const uint8_t*>(a);
+  switch (n_act) {
+    case 1:
+      return dot_multi<1>(n, x, act, a_stride, y, y_stride);
+    case 2:
+      return dot_multi<2>(n, x, act, a_stride, y, y_stride);
+    case 3:
+      return dot_multi<3>(n, x, act, a_stride, y, y_stride);
+    default:
+      return dot_multi<4>(n, x, act, a_stride, y, y_stride);
+  }
+}
+
 }  // namespace lb

@@ -1,6 +1,7 @@
 #pragma once
 // Q8_0: blocks of 32 elements, value = qs[i] * d. Byte-identical to ggml's block_q8_0. Also the
 // activation type of Q8_0 and Q4_0 weights.
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -27,6 +28,9 @@ void dequantize_row_q8_0(const void* src, float* dst, int64_t n);
 float vec_dot_q8_0_q8_0(int64_t n, const void* w, const void* a);
 float vec_dot_q8_0_q8_0_avx2(int64_t n, const void* w, const void* a);
 float vec_dot_q8_0_q8_0_avx512(int64_t n, const void* w, const void* a);
+// The AVX-512 level's VecDotMultiFn (n_act 1..4): vec_dot_q8_0_q8_0_avx512's bits per row.
+void vec_dot_q8_0_q8_0_multi_avx512(int64_t n, const void* w, const void* a, size_t a_stride,
+                                    int n_act, float* y, size_t y_stride);
 
 // ggml's hsum_float_8 (x86 quants.c): lanes l and l + 4, then (0 + 2) + (1 + 3).
 inline float hsum8(const float* a) {

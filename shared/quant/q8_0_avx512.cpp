@@ -37,4 +37,55 @@ float vec_dot_q8_0_q8_0_avx512(int64_t n, const void* w, const void* a) {
   return simd::hsum(acc);  // = ggml's hsum_float_8
 }
 
+namespace {
+
+// vec_dot_q8_0_q8_0_avx512 for T activation rows at once: each row's accumulator takes exactly
+// that function's fmas in its order; |w| and the weight loads are shared.
+template <int T>
+void dot_multi(int64_t n, const BlockQ8_0* x, const uint8_t* act, size_t a_stride, float* y,
+               size_t y_stride) {
+  const BlockQ8_0* a[T];
+  __m256 acc[T];
+#pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) {
+    a[t] = reinterpret_cast<const BlockQ8_0*>(act + size_t(t) * a_stride);
+    acc[t] = _mm256_setzero_ps();
+  }
+  const int64_t nb = n / kQK8_0;
+  for (int64_t b = 0; b < nb; ++b) {
+    // d_w * d_a is one float product whichever way the conversions are grouped; the single-row
+    // kernel converts four halves at once, here the weight's is converted once for all rows.
+    const float dw = _cvtsh_ss(x[b].d);
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
+    const __m256i w_abs = _mm256_sign_epi8(w, w);
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t][b].qs));
+      const __m256 dot = _mm256_cvtepi32_ps(
+          _mm256_dpbusd_epi32(_mm256_setzero_si256(), w_abs, _mm256_sign_epi8(av, w)));
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * _cvtsh_ss(a[t][b].d)), dot, acc[t]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = simd::hsum(acc[t]);
+}
+
+}  // namespace
+
+void vec_dot_q8_0_q8_0_multi_avx512(int64_t n, const void* w, const void* a, size_t a_stride,
+                                    int n_act, float* y, size_t y_stride) {
+  const BlockQ8_0* x = static_cast<const BlockQ8_0*>(w);
+  const uint8_t* act = static_cast<const uint8_t*>(a);
+  switch (n_act) {
+    case 1:
+      return dot_multi<1>(n, x, act, a_stride, y, y_stride);
+    case 2:
+      return dot_multi<2>(n, x, act, a_stride, y, y_stride);
+    case 3:
+      return dot_multi<3>(n, x, act, a_stride, y, y_stride);
+    default:
+      return dot_multi<4>(n, x, act, a_stride, y, y_stride);
+  }
+}
+
 }  // namespace lb

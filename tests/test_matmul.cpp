@@ -1,0 +1,158 @@
+// The batched compute paths against their single-row references, bit for bit: vec_dot_multi
+// against vec_dot at every SIMD level, matmul over a batch against each row alone (and at any
+// thread count), and the F16C attention against the scalar one.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "compute/attention.hpp"
+#include "compute/matmul.hpp"
+#include "compute/thread_pool.hpp"
+#include "quant/f16.hpp"
+#include "quant/float_dot.hpp"
+#include "quant/kernels.hpp"
+#include "quant/q4_0.hpp"
+#include "quant/q4_k.hpp"
+#include "quant/q6_k.hpp"
+#include "quant/q8_0.hpp"
+
+namespace {
+
+using lb::GgmlType;
+using lb::SimdLevel;
+
+uint32_t bits_of(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+std::vector<float> random_floats(int64_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, scale);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+// `rows` weight rows of type `type` and `n` columns, quantized from random floats.
+std::vector<uint8_t> weights(GgmlType type, int64_t rows, int64_t n, uint32_t seed) {
+  const std::vector<float> f = random_floats(rows * n, seed, 0.1f);
+  const size_t rb = lb::row_bytes(type, n);
+  std::vector<uint8_t> w(rb * size_t(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = f.data() + r * n;
+    void* dst = w.data() + size_t(r) * rb;
+    switch (type) {
+      case GgmlType::F32:
+        std::memcpy(dst, src, rb);
+        break;
+      case GgmlType::F16:
+        lb::from_float_f16(src, dst, n);
+        break;
+      case GgmlType::Q8_0:
+        lb::quantize_row_q8_0(src, dst, n);
+        break;
+      case GgmlType::Q4_0:
+        lb::quantize_row_q4_0_ref(src, dst, n);
+        break;
+      case GgmlType::Q4_K:
+        lb::quantize_row_q4_k_ref(src, dst, n);
+        break;
+      default:
+        lb::quantize_row_q6_k_ref(src, dst, n);
+        break;
+    }
+  }
+  return w;
+}
+
+const GgmlType kTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::Q8_0,
+                           GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K};
+
+TEST(VecDotMulti, SameBitsAsVecDotAtEveryLevel) {
+  for (GgmlType type : kTypes) {
+    const bool k_quant = type == GgmlType::Q4_K || type == GgmlType::Q6_K;
+    // Odd and even block counts (Q4_0 and Q8_0 kernels take blocks in pairs and fours).
+    const std::vector<int64_t> sizes =
+        k_quant ? std::vector<int64_t>{256, 768, 2048} : std::vector<int64_t>{32, 96, 160, 2048};
+    for (int64_t n : sizes) {
+      const std::vector<uint8_t> w = weights(type, 1, n, uint32_t(n));
+      for (SimdLevel level : {SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512}) {
+        if (level > lb::detected_simd()) continue;
+        const lb::Kernels& k = lb::kernels_for(type, level);
+        const size_t ab = lb::row_bytes(k.act_type, n);
+        std::vector<uint8_t> act(ab * lb::kMaxDotActs);
+        for (int t = 0; t < lb::kMaxDotActs; ++t) {
+          const std::vector<float> af = random_floats(n, uint32_t(100 * n + t), t + 1.0f);
+          k.act_from_float(af.data(), act.data() + size_t(t) * ab, n);
+        }
+        for (int n_act = 1; n_act <= lb::kMaxDotActs; ++n_act) {
+          float y[2 * lb::kMaxDotActs];
+          k.vec_dot_multi(n, w.data(), act.data(), ab, n_act, y, 2);
+          for (int t = 0; t < n_act; ++t) {
+            const float want = k.vec_dot(n, w.data(), act.data() + size_t(t) * ab);
+            EXPECT_EQ(bits_of(y[2 * t]), bits_of(want))
+                << lb::type_name(type) << " n=" << n << " " << lb::simd_name(level)
+                << " n_act=" << n_act << " row " << t;
+          }
+        }
+      }
+    }
+  }
+}
+
+// A batch of rows gives each row the bits it gets alone, whatever the thread count.
+TEST(Matmul, BatchAndThreadsIrrelevant) {
+  const int64_t cols = 512;
+  const int64_t rows = 72;  // not a multiple of the rows per task
+  const int64_t n_tok = 7;  // groups of 4 and 3
+  const std::vector<float> x = random_floats(n_tok * cols, 5);
+  lb::ThreadPool one(1);
+  lb::ThreadPool two(2);
+  for (GgmlType type : kTypes) {
+    const std::vector<uint8_t> w = weights(type, rows, cols, 9);
+    const lb::Matrix m{w.data(), type, cols, rows};
+    std::vector<float> batched(size_t(n_tok * rows));
+    lb::matmul(two, m, x.data(), batched.data(), n_tok);
+    for (int64_t t = 0; t < n_tok; ++t) {
+      std::vector<float> alone(static_cast<size_t>(rows));
+      lb::matmul(one, m, x.data() + t * cols, alone.data(), 1);
+      for (int64_t r = 0; r < rows; ++r) {
+        ASSERT_EQ(bits_of(batched[size_t(t * rows + r)]), bits_of(alone[size_t(r)]))
+            << lb::type_name(type) << " token " << t << " row " << r;
+      }
+    }
+  }
+}
+
+TEST(Attention, F16cSameBitsAsScalar) {
+  if (lb::detected_simd() < SimdLevel::Avx2) GTEST_SKIP() << "no F16C on this CPU";
+  for (int64_t head_dim : {64, 100, 128}) {
+    const int64_t kv_heads = 2;
+    const int64_t stride = kv_heads * head_dim;
+    for (int64_t n_pos : {1, 2, 37, 300}) {
+      const std::vector<float> kf = random_floats(n_pos * stride, uint32_t(n_pos), 2.0f);
+      const std::vector<float> vf = random_floats(n_pos * stride, uint32_t(n_pos + 1), 3.0f);
+      std::vector<lb::Half> k(kf.size()), v(vf.size());
+      lb::fp32_to_fp16_row(kf.data(), k.data(), int64_t(k.size()));
+      lb::fp32_to_fp16_row(vf.data(), v.data(), int64_t(v.size()));
+      const std::vector<float> q = random_floats(head_dim, uint32_t(head_dim), 1.5f);
+      const float scale = 1.0f / std::sqrt(float(head_dim));
+      std::vector<float> want(static_cast<size_t>(head_dim)), got(want.size());
+      lb::attend_head_scalar(q.data(), k.data() + head_dim, v.data() + head_dim, stride, n_pos,
+                             head_dim, scale, want.data());
+      lb::attend_head_f16c(q.data(), k.data() + head_dim, v.data() + head_dim, stride, n_pos,
+                           head_dim, scale, got.data());
+      for (int64_t d = 0; d < head_dim; ++d) {
+        ASSERT_EQ(bits_of(got[size_t(d)]), bits_of(want[size_t(d)]))
+            << "head_dim " << head_dim << " n_pos " << n_pos << " d " << d;
+      }
+    }
+  }
+}
+
+}  // namespace
