@@ -1,5 +1,6 @@
 #include "stage/stage.hpp"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -179,6 +180,7 @@ void Stage::on_control(const std::string& frame) {
       wire::Release r;
       wire::decode(env, r);
       if (runner_) runner_->kv().erase(r.req);
+      ::malloc_trim(0);  // give the freed cache back to the kernel, so resident memory shows it
     } else if (type == "budget") {
       wire::Budget b;
       wire::decode(env, b);
@@ -270,6 +272,7 @@ void Stage::on_assign(const wire::Assign& a) {
   runner_.reset();
   if (weights_ && next) weights_->hand_over_to(*next);
   weights_ = std::move(next);
+  ::malloc_trim(0);  // the old caches' memory goes back to the kernel now, not at some later free
   if (weights_) runner_ = std::make_unique<RangeRunner>(*weights_, pool_, a.ctx);
   if (downstream_ != a.downstream) {
     if (!downstream_.empty()) data_out_.disconnect(downstream_);
