@@ -105,6 +105,35 @@ TEST(VecDotMulti, SameBitsAsVecDotAtEveryLevel) {
   }
 }
 
+// vec_dot_2 (two weight rows, one activation row) against vec_dot row by row, bit for bit.
+TEST(VecDot2, SameBitsAsVecDotAtEveryLevel) {
+  for (GgmlType type : kTypes) {
+    const bool k_quant = type == GgmlType::Q4_K || type == GgmlType::Q6_K;
+    const std::vector<int64_t> sizes = k_quant ? std::vector<int64_t>{256, 768, 2048}
+                                               : std::vector<int64_t>{32, 64, 96, 160, 2048};
+    for (int64_t n : sizes) {
+      const std::vector<uint8_t> w = weights(type, 2, n, uint32_t(n + 7));
+      const size_t wb = lb::row_bytes(type, n);
+      for (SimdLevel level : {SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512}) {
+        if (level > lb::detected_simd()) continue;
+        const lb::Kernels& k = lb::kernels_for(type, level);
+        if (!k.vec_dot_2) continue;
+        const size_t ab = lb::row_bytes(k.act_type, n);
+        std::vector<uint8_t> act(ab);
+        const std::vector<float> af = random_floats(n, uint32_t(3 * n), 2.0f);
+        k.act_from_float(af.data(), act.data(), n);
+        float y[2];
+        k.vec_dot_2(n, w.data(), wb, act.data(), y);
+        for (int r = 0; r < 2; ++r) {
+          const float want = k.vec_dot(n, w.data() + size_t(r) * wb, act.data());
+          EXPECT_EQ(bits_of(y[r]), bits_of(want))
+              << lb::type_name(type) << " n=" << n << " " << lb::simd_name(level) << " row " << r;
+        }
+      }
+    }
+  }
+}
+
 // A batch of rows gives each row the bits it gets alone, whatever the thread count.
 TEST(Matmul, BatchAndThreadsIrrelevant) {
   const int64_t cols = 512;

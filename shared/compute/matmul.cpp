@@ -12,6 +12,10 @@ namespace {
 // Rows per task: small enough to balance two threads on small matrices, large enough that a
 // task's weight rows stay in cache while every token of a prompt batch passes over them.
 constexpr int64_t kRowsPerTask = 16;
+// Rows per task for up to kMaxDotActs activation rows (decode, one pass over the weights): longer
+// sequential weight streams per task, which the hardware prefetchers follow better; still many
+// tasks per matrix for balance.
+constexpr int64_t kRowsPerDecodeTask = 64;
 
 // One job with its activations converted to the weight type's activation type.
 struct PreparedJob {
@@ -39,6 +43,7 @@ void matmul(ThreadPool& pool, const std::vector<MatmulJob>& jobs, int64_t n_tok,
   std::vector<Converted> converted;
   std::vector<PreparedJob> prepared;
   int64_t n_tasks = 0;
+  const int64_t rows_per_task = n_tok <= kMaxDotActs ? kRowsPerDecodeTask : kRowsPerTask;
   for (const MatmulJob& job : jobs) {
     const Kernels& k = kernels_for(job.w.type);
     const size_t act_row = row_bytes(k.act_type, job.w.cols);
@@ -54,7 +59,7 @@ void matmul(ThreadPool& pool, const std::vector<MatmulJob>& jobs, int64_t n_tok,
     }
     prepared.push_back(
         {&job, &k, it->bytes.data(), act_row, row_bytes(job.w.type, job.w.cols), n_tasks});
-    n_tasks += (job.w.rows + kRowsPerTask - 1) / kRowsPerTask;
+    n_tasks += (job.w.rows + rows_per_task - 1) / rows_per_task;
   }
   // The act pointers stay valid as `converted` grows: moving a vector keeps its heap buffer.
 
@@ -65,8 +70,8 @@ void matmul(ThreadPool& pool, const std::vector<MatmulJob>& jobs, int64_t n_tok,
       pj = &p;
     }
     const Matrix& w = pj->job->w;
-    const int64_t r0 = (task - pj->first_task) * kRowsPerTask;
-    const int64_t r1 = std::min(w.rows, r0 + kRowsPerTask);
+    const int64_t r0 = (task - pj->first_task) * rows_per_task;
+    const int64_t r1 = std::min(w.rows, r0 + rows_per_task);
     const uint8_t* wdata = static_cast<const uint8_t*>(w.data);
     float* y = pj->job->y;
     // llamafile's GEMM takes the product when the shape suits it (else ggml's dot does).
@@ -86,7 +91,22 @@ void matmul(ThreadPool& pool, const std::vector<MatmulJob>& jobs, int64_t n_tok,
       // Up to kMaxDotActs consecutive dot-order rows share each weight row's loads.
       int64_t n_act = 1;
       while (n_act < kMaxDotActs && t + n_act < n_tok && !uses_gemm(t + n_act)) ++n_act;
-      for (int64_t r = r0; r < r1; ++r) {
+      int64_t r = r0;
+      if (n_act == 1 && pj->k->vec_dot_2) {
+        // Decode: two weight rows share the activation row's loads. The rows are taken from the
+        // two halves of the task's rows, so the weights stay two long sequential streams (pairs
+        // of neighbouring rows restart a stream every row, which the prefetchers lose on).
+        const int64_t half = (r1 - r0) / 2;
+        const size_t stride = size_t(half) * pj->w_row_bytes;
+        for (int64_t i = 0; i < half; ++i) {
+          float y2[2];
+          pj->k->vec_dot_2(w.cols, wdata + (r0 + i) * pj->w_row_bytes, stride, a, y2);
+          yt[r0 + i] = y2[0];
+          yt[r0 + half + i] = y2[1];
+        }
+        r = r0 + 2 * half;
+      }
+      for (; r < r1; ++r) {
         const uint8_t* wr = wdata + r * pj->w_row_bytes;
         if (n_act == 1) {
           yt[r] = pj->k->vec_dot(w.cols, wr, a);

@@ -66,51 +66,53 @@ void each_row(int64_t n, const void* w, const void* a, size_t a_stride, int n_ac
 using Row = Kernels[3];
 
 const Row kF32 = {
-    {GgmlType::F32, from_float_f32, to_float_f32, vec_dot_f32, gemm_dot_f32, each_row<vec_dot_f32>},
+    {GgmlType::F32, from_float_f32, to_float_f32, vec_dot_f32, gemm_dot_f32, each_row<vec_dot_f32>,
+     nullptr},
     {GgmlType::F32, from_float_f32, to_float_f32, vec_dot_f32_avx2, gemm_dot_f32_avx2,
-     each_row<vec_dot_f32_avx2>},
+     each_row<vec_dot_f32_avx2>, nullptr},
     {GgmlType::F32, from_float_f32, to_float_f32, vec_dot_f32_avx512, gemm_dot_f32_avx512,
-     each_row<vec_dot_f32_avx512>},
+     each_row<vec_dot_f32_avx512>, nullptr},
 };
 const Row kF16 = {
-    {GgmlType::F16, from_float_f16, to_float_f16, vec_dot_f16, gemm_dot_f16, each_row<vec_dot_f16>},
+    {GgmlType::F16, from_float_f16, to_float_f16, vec_dot_f16, gemm_dot_f16, each_row<vec_dot_f16>,
+     nullptr},
     {GgmlType::F16, from_float_f16_f16c, to_float_f16, vec_dot_f16_avx2, gemm_dot_f16_avx2,
-     each_row<vec_dot_f16_avx2>},
+     each_row<vec_dot_f16_avx2>, nullptr},
     // zmm registers measured slower than the AVX2 kernels for F16
     {GgmlType::F16, from_float_f16_f16c, to_float_f16, vec_dot_f16_avx2, gemm_dot_f16_avx2,
-     each_row<vec_dot_f16_avx2>},
+     each_row<vec_dot_f16_avx2>, nullptr},
 };
 const Row kQ8_0 = {
     {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q8_0, vec_dot_q8_0_q8_0, nullptr,
-     each_row<vec_dot_q8_0_q8_0>},
+     each_row<vec_dot_q8_0_q8_0>, nullptr},
     {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q8_0, vec_dot_q8_0_q8_0_avx2, nullptr,
-     each_row<vec_dot_q8_0_q8_0_avx2>},
+     each_row<vec_dot_q8_0_q8_0_avx2>, nullptr},
     {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q8_0, vec_dot_q8_0_q8_0_avx512, nullptr,
-     vec_dot_q8_0_q8_0_multi_avx512},
+     vec_dot_q8_0_q8_0_multi_avx512, nullptr},
 };
 const Row kQ4_0 = {
     {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q4_0, vec_dot_q4_0_q8_0, nullptr,
-     each_row<vec_dot_q4_0_q8_0>},
+     each_row<vec_dot_q4_0_q8_0>, nullptr},
     {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q4_0, vec_dot_q4_0_q8_0_avx2, nullptr,
-     each_row<vec_dot_q4_0_q8_0_avx2>},
+     each_row<vec_dot_q4_0_q8_0_avx2>, nullptr},
     {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q4_0, vec_dot_q4_0_q8_0_avx512, nullptr,
-     vec_dot_q4_0_q8_0_multi_avx512},
+     vec_dot_q4_0_q8_0_multi_avx512, vec_dot_q4_0_q8_0_x2_avx512},
 };
 const Row kQ4_K = {
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q4_k, vec_dot_q4_k_q8_k, nullptr,
-     each_row<vec_dot_q4_k_q8_k>},
+     each_row<vec_dot_q4_k_q8_k>, nullptr},
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q4_k, vec_dot_q4_k_q8_k_avx2, nullptr,
-     each_row<vec_dot_q4_k_q8_k_avx2>},
+     each_row<vec_dot_q4_k_q8_k_avx2>, nullptr},
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q4_k, vec_dot_q4_k_q8_k_avx512, nullptr,
-     vec_dot_q4_k_q8_k_multi_avx512},
+     vec_dot_q4_k_q8_k_multi_avx512, vec_dot_q4_k_q8_k_x2_avx512},
 };
 const Row kQ6_K = {
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q6_k, vec_dot_q6_k_q8_k, nullptr,
-     each_row<vec_dot_q6_k_q8_k>},
+     each_row<vec_dot_q6_k_q8_k>, nullptr},
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q6_k, vec_dot_q6_k_q8_k_avx2, nullptr,
-     each_row<vec_dot_q6_k_q8_k_avx2>},
+     each_row<vec_dot_q6_k_q8_k_avx2>, nullptr},
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q6_k, vec_dot_q6_k_q8_k_avx512, nullptr,
-     each_row<vec_dot_q6_k_q8_k_avx512>},
+     each_row<vec_dot_q6_k_q8_k_avx512>, nullptr},
 };
 
 }  // namespace

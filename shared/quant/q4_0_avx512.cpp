@@ -166,4 +166,91 @@ void vec_dot_q4_0_q8_0_multi_avx512(int64_t n, const void* w, const void* a, siz
   }
 }
 
+namespace {
+
+// Four halves as floats.
+inline __m128 halves_quad(Half h0, Half h1, Half h2, Half h3) {
+  const uint64_t bits =
+      uint64_t(h0) | (uint64_t(h1) << 16) | (uint64_t(h2) << 32) | (uint64_t(h3) << 48);
+  return _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(bits)));
+}
+
+// sum(q * a) - 8 * sum(a) of a block pair with the activations' part given.
+inline __m256i dot_pair_shared(const NibblePair& q, __m256i a_lo, __m256i a_hi, __m256i a8) {
+  const __m256i zero = _mm256_setzero_si256();
+  return _mm256_sub_epi32(_mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, q.lo, a_lo), q.hi, a_hi),
+                          a8);
+}
+
+// The activations of block pair y[0], y[1] as dot_pair loads them, and 8 * their lane sums.
+struct ActPair {
+  __m256i lo, hi, a8;
+};
+
+inline ActPair act_pair(const BlockQ8_0* y) {
+  const __m256i eight = _mm256_set1_epi8(8);
+  const __m256i zero = _mm256_setzero_si256();
+  ActPair p;
+  p.lo = _mm256_set_m128i(load128(y[1].qs), load128(y[0].qs));
+  p.hi = _mm256_set_m128i(load128(y[1].qs + 16), load128(y[0].qs + 16));
+  p.a8 = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, eight, p.lo), eight, p.hi);
+  return p;
+}
+
+}  // namespace
+
+// vec_dot_q4_0_q8_0_avx512 for two weight rows: per row that function's accumulators, int32
+// lanes and fmas in its order (d_w * d_a is one float product however the conversions are
+// grouped); the activation loads, their -8 offset sums and scales are shared.
+void vec_dot_q4_0_q8_0_x2_avx512(int64_t n, const void* w, size_t w_stride, const void* a,
+                                 float* out) {
+  const BlockQ4_0* x[2] = {
+      static_cast<const BlockQ4_0*>(w),
+      reinterpret_cast<const BlockQ4_0*>(static_cast<const uint8_t*>(w) + w_stride)};
+  const BlockQ8_0* y = static_cast<const BlockQ8_0*>(a);
+  const int64_t nb = n / kQK4_0;
+  const __m256i lo_idx = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+  const __m256i hi_idx = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
+  __m256 acc0[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  __m256 acc1[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  int64_t b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    const ActPair p0 = act_pair(y + b);
+    const ActPair p1 = act_pair(y + b + 2);
+    const __m128 da = halves_quad(y[b].d, y[b + 1].d, y[b + 2].d, y[b + 3].d);
+#pragma GCC unroll 2
+    for (int r = 0; r < 2; ++r) {
+      const BlockQ4_0* xb = x[r] + b;
+      const __m256 s =
+          _mm256_castps128_ps256(_mm_mul_ps(halves_quad(xb[0].d, xb[1].d, xb[2].d, xb[3].d), da));
+      const __m256i i0 = dot_pair_shared(unpack_pair(xb), p0.lo, p0.hi, p0.a8);
+      const __m256i i1 = dot_pair_shared(unpack_pair(xb + 2), p1.lo, p1.hi, p1.a8);
+      acc0[r] =
+          _mm256_fmadd_ps(_mm256_permutevar8x32_ps(s, lo_idx), _mm256_cvtepi32_ps(i0), acc0[r]);
+      acc1[r] =
+          _mm256_fmadd_ps(_mm256_permutevar8x32_ps(s, hi_idx), _mm256_cvtepi32_ps(i1), acc1[r]);
+    }
+  }
+  if (b + 2 <= nb) {
+    const ActPair p0 = act_pair(y + b);
+#pragma GCC unroll 2
+    for (int r = 0; r < 2; ++r) {
+      acc0[r] = _mm256_fmadd_ps(
+          scale_pair(x[r] + b, y + b),
+          _mm256_cvtepi32_ps(dot_pair_shared(unpack_pair(x[r] + b), p0.lo, p0.hi, p0.a8)), acc0[r]);
+    }
+    b += 2;
+  }
+  if (b < nb) {
+#pragma GCC unroll 2
+    for (int r = 0; r < 2; ++r) {
+      const __m256 d =
+          _mm256_broadcastss_ps(simd::scale_pair(x[r][b].d, x[r][b].d, y[b].d, y[b].d));
+      acc1[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_one(unpack_one(x[r][b]), y[b])), acc1[r]);
+    }
+  }
+#pragma GCC unroll 2
+  for (int r = 0; r < 2; ++r) out[r] = simd::hsum(_mm256_add_ps(acc0[r], acc1[r]));
+}
+
 }  // namespace lb

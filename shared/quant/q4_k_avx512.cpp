@@ -151,4 +151,56 @@ void vec_dot_q4_k_q8_k_multi_avx512(int64_t n, const void* w, const void* a, siz
   }
 }
 
+// vec_dot_q4_k_q8_k_avx512 for two weight rows: per row that function's accumulators and
+// operations in its order; the activation loads, pair sums and scale are shared.
+void vec_dot_q4_k_q8_k_x2_avx512(int64_t n, const void* w, size_t w_stride, const void* a,
+                                 float* out) {
+  const BlockQ4_K* x[2] = {
+      static_cast<const BlockQ4_K*>(w),
+      reinterpret_cast<const BlockQ4_K*>(static_cast<const uint8_t*>(w) + w_stride)};
+  const BlockQ8_K* y = static_cast<const BlockQ8_K*>(a);
+  const int64_t nb = n / kQK_K;
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  __m128 acc_m[2] = {_mm_setzero_ps(), _mm_setzero_ps()};
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].bsums));
+    const __m128i pair_sums =
+        _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+    const __m128 da = _mm_set1_ps(y[b].d);
+    const int8_t* q8 = y[b].qs;
+#pragma GCC unroll 2
+    for (int r = 0; r < 2; ++r) {
+      const BlockQ4_K& xb = x[r][b];
+      uint32_t dd;
+      std::memcpy(&dd, &xb.d, sizeof dd);
+      const __m128 dv = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd))), da);
+      uint32_t u[4];
+      unpack_scales_q4_k(xb.scales, u);
+      const __m256i sm =
+          _mm256_cvtepu8_epi16(_mm_setr_epi32(static_cast<int>(u[0]), static_cast<int>(u[1]),
+                                              static_cast<int>(u[2]), static_cast<int>(u[3])));
+      const __m128i mins = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), pair_sums);
+      acc_m[r] = _mm_fmadd_ps(_mm_shuffle_ps(dv, dv, 0x55), _mm_cvtepi32_ps(mins), acc_m[r]);
+      const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));
+      __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) {
+        const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs + 32 * j));
+        const __m256i lo = _mm256_and_si256(bits, m4);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+        const __m256i a_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 64 * j));
+        const __m256i a_hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 64 * j + 32));
+        sumi = _mm256_dpwssd_epi32(sumi, _mm256_shuffle_epi8(scales, scale_mask(2 * j)),
+                                   _mm256_maddubs_epi16(lo, a_lo));
+        sumi = _mm256_dpwssd_epi32(sumi, _mm256_shuffle_epi8(scales, scale_mask(2 * j + 1)),
+                                   _mm256_maddubs_epi16(hi, a_hi));
+      }
+      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(dv), _mm256_cvtepi32_ps(sumi), acc[r]);
+    }
+  }
+#pragma GCC unroll 2
+  for (int r = 0; r < 2; ++r) out[r] = simd::hsum(acc[r]) - simd::hsum(acc_m[r]);
+}
+
 }  // namespace lb
