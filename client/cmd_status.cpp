@@ -21,7 +21,7 @@ void print_plan(const nlohmann::json& plan) {
               plan["n_layers"].get<int>());
   std::printf("          %s\n", plan["bar"].get<std::string>().c_str());
   for (const auto& s : plan["stages"]) {
-    std::printf("  %-16s layers %3d-%-3d %s%s  holds %s of %s\n",
+    std::printf("  %-16s layers %3d-%-3d %s%s  holds %s, may fill %s\n",
                 s["node"].get<std::string>().c_str(), s["begin"].get<int>(),
                 s["end"].get<int>() - 1, s["embedding"].get<bool>() ? "+embd" : "     ",
                 s["head"].get<bool>() ? "+head" : "     ", format_bytes(s["total_bytes"]).c_str(),
