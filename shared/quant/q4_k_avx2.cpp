@@ -4,27 +4,6 @@
 #include "quant/simd_x86.hpp"
 
 namespace lb {
-namespace {
-
-// Byte-shuffle masks picking int16 element s of a 128-bit lane, replicated (built at compile
-// time).
-struct ScaleMasks {
-  alignas(32) uint8_t m[8][32];
-};
-constexpr ScaleMasks make_scale_masks() {
-  ScaleMasks masks{};
-  for (int s = 0; s < 8; ++s) {
-    for (int i = 0; i < 32; ++i) masks.m[s][i] = static_cast<uint8_t>(2 * s + (i & 1));
-  }
-  return masks;
-}
-constexpr ScaleMasks kMasks = make_scale_masks();
-
-inline __m256i scale_mask(int s) {
-  return _mm256_load_si256(reinterpret_cast<const __m256i*>(kMasks.m[s]));
-}
-
-}  // namespace
 
 float vec_dot_q4_k_q8_k_avx2(int64_t n, const void* w, const void* a) {
   const BlockQ4_K* x = static_cast<const BlockQ4_K*>(w);
@@ -62,10 +41,10 @@ float vec_dot_q4_k_q8_k_avx2(int64_t n, const void* w, const void* a) {
       const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
       const __m256i a_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 64 * j));
       const __m256i a_hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 64 * j + 32));
-      const __m256i p_lo = _mm256_madd_epi16(_mm256_shuffle_epi8(scales, scale_mask(2 * j)),
+      const __m256i p_lo = _mm256_madd_epi16(_mm256_shuffle_epi8(scales, simd::scale_mask(2 * j)),
                                              _mm256_maddubs_epi16(lo, a_lo));
-      const __m256i p_hi = _mm256_madd_epi16(_mm256_shuffle_epi8(scales, scale_mask(2 * j + 1)),
-                                             _mm256_maddubs_epi16(hi, a_hi));
+      const __m256i p_hi = _mm256_madd_epi16(
+          _mm256_shuffle_epi8(scales, simd::scale_mask(2 * j + 1)), _mm256_maddubs_epi16(hi, a_hi));
       sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_lo, p_hi));
     }
     acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dv), _mm256_cvtepi32_ps(sumi), acc);

@@ -5,27 +5,6 @@
 #include "quant/simd_x86.hpp"
 
 namespace lb {
-namespace {
-
-// Byte-shuffle masks picking int16 element s of a 128-bit lane, replicated (built at compile
-// time, so no static-initialisation order to worry about).
-struct ScaleMasks {
-  alignas(32) uint8_t m[8][32];
-};
-constexpr ScaleMasks make_scale_masks() {
-  ScaleMasks masks{};
-  for (int s = 0; s < 8; ++s) {
-    for (int i = 0; i < 32; ++i) masks.m[s][i] = static_cast<uint8_t>(2 * s + (i & 1));
-  }
-  return masks;
-}
-constexpr ScaleMasks kMasks = make_scale_masks();
-
-inline __m256i scale_mask(int s) {
-  return _mm256_load_si256(reinterpret_cast<const __m256i*>(kMasks.m[s]));
-}
-
-}  // namespace
 
 float vec_dot_q4_k_q8_k_avx512(int64_t n, const void* w, const void* a) {
   const BlockQ4_K* x = static_cast<const BlockQ4_K*>(w);
@@ -61,9 +40,9 @@ float vec_dot_q4_k_q8_k_avx512(int64_t n, const void* w, const void* a) {
       const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
       const __m256i a_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 64 * j));
       const __m256i a_hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 64 * j + 32));
-      sumi = _mm256_dpwssd_epi32(sumi, _mm256_shuffle_epi8(scales, scale_mask(2 * j)),
+      sumi = _mm256_dpwssd_epi32(sumi, _mm256_shuffle_epi8(scales, simd::scale_mask(2 * j)),
                                  _mm256_maddubs_epi16(lo, a_lo));
-      sumi = _mm256_dpwssd_epi32(sumi, _mm256_shuffle_epi8(scales, scale_mask(2 * j + 1)),
+      sumi = _mm256_dpwssd_epi32(sumi, _mm256_shuffle_epi8(scales, simd::scale_mask(2 * j + 1)),
                                  _mm256_maddubs_epi16(hi, a_hi));
     }
     acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dv), _mm256_cvtepi32_ps(sumi), acc);
@@ -107,8 +86,8 @@ void dot_multi(int64_t n, const BlockQ4_K* x, const uint8_t* act, size_t a_strid
       const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * j));
       nib[2 * j] = _mm256_and_si256(bits, m4);
       nib[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-      sc[2 * j] = _mm256_shuffle_epi8(scales, scale_mask(2 * j));
-      sc[2 * j + 1] = _mm256_shuffle_epi8(scales, scale_mask(2 * j + 1));
+      sc[2 * j] = _mm256_shuffle_epi8(scales, simd::scale_mask(2 * j));
+      sc[2 * j + 1] = _mm256_shuffle_epi8(scales, simd::scale_mask(2 * j + 1));
     }
 #pragma GCC unroll 4
     for (int t = 0; t < T; ++t) {
@@ -139,16 +118,8 @@ void vec_dot_q4_k_q8_k_multi_avx512(int64_t n, const void* w, const void* a, siz
                                     int n_act, float* y, size_t y_stride) {
   const BlockQ4_K* x = static_cast<const BlockQ4_K*>(w);
   const uint8_t* act = static_cast<const uint8_t*>(a);
-  switch (n_act) {
-    case 1:
-      return dot_multi<1>(n, x, act, a_stride, y, y_stride);
-    case 2:
-      return dot_multi<2>(n, x, act, a_stride, y, y_stride);
-    case 3:
-      return dot_multi<3>(n, x, act, a_stride, y, y_stride);
-    default:
-      return dot_multi<4>(n, x, act, a_stride, y, y_stride);
-  }
+  simd::with_act_count(
+      n_act, [&](auto t) { dot_multi<decltype(t)::value>(n, x, act, a_stride, y, y_stride); });
 }
 
 // vec_dot_q4_k_q8_k_avx512 for two weight rows: per row that function's accumulators and
@@ -191,9 +162,9 @@ void vec_dot_q4_k_q8_k_x2_avx512(int64_t n, const void* w, size_t w_stride, cons
         const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
         const __m256i a_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 64 * j));
         const __m256i a_hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 64 * j + 32));
-        sumi = _mm256_dpwssd_epi32(sumi, _mm256_shuffle_epi8(scales, scale_mask(2 * j)),
+        sumi = _mm256_dpwssd_epi32(sumi, _mm256_shuffle_epi8(scales, simd::scale_mask(2 * j)),
                                    _mm256_maddubs_epi16(lo, a_lo));
-        sumi = _mm256_dpwssd_epi32(sumi, _mm256_shuffle_epi8(scales, scale_mask(2 * j + 1)),
+        sumi = _mm256_dpwssd_epi32(sumi, _mm256_shuffle_epi8(scales, simd::scale_mask(2 * j + 1)),
                                    _mm256_maddubs_epi16(hi, a_hi));
       }
       acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(dv), _mm256_cvtepi32_ps(sumi), acc[r]);

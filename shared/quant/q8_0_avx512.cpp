@@ -76,16 +76,8 @@ void vec_dot_q8_0_q8_0_multi_avx512(int64_t n, const void* w, const void* a, siz
                                     int n_act, float* y, size_t y_stride) {
   const BlockQ8_0* x = static_cast<const BlockQ8_0*>(w);
   const uint8_t* act = static_cast<const uint8_t*>(a);
-  switch (n_act) {
-    case 1:
-      return dot_multi<1>(n, x, act, a_stride, y, y_stride);
-    case 2:
-      return dot_multi<2>(n, x, act, a_stride, y, y_stride);
-    case 3:
-      return dot_multi<3>(n, x, act, a_stride, y, y_stride);
-    default:
-      return dot_multi<4>(n, x, act, a_stride, y, y_stride);
-  }
+  simd::with_act_count(
+      n_act, [&](auto t) { dot_multi<decltype(t)::value>(n, x, act, a_stride, y, y_stride); });
 }
 
 }  // namespace lb

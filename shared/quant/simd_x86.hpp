@@ -14,10 +14,15 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "quant/f16.hpp"
 
+// Internal linkage on purpose: AVX2 and AVX-512 files both compile these helpers with their own
+// instruction-set flags, and an inline function with external linkage could have one file's copy
+// (with AVX-512 encodings) serve the other's callers on a CPU without AVX-512.
 namespace lb::simd {
+namespace {
 
 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -61,4 +66,39 @@ inline __m256i dot_i8_32(__m256i w, __m256i a) {
   return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
 }
 
+// Byte-shuffle masks picking int16 element s of a 128-bit lane, replicated (Q4_K sub-block
+// scales); built at compile time.
+struct ScaleMasks {
+  alignas(32) uint8_t m[8][32];
+};
+constexpr ScaleMasks make_scale_masks() {
+  ScaleMasks masks{};
+  for (int s = 0; s < 8; ++s) {
+    for (int i = 0; i < 32; ++i) masks.m[s][i] = static_cast<uint8_t>(2 * s + (i & 1));
+  }
+  return masks;
+}
+constexpr ScaleMasks kScaleMasks = make_scale_masks();
+
+inline __m256i scale_mask(int s) {
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(kScaleMasks.m[s]));
+}
+
+// Calls f(std::integral_constant<int, T>{}) with T = n_act (1 to 4), so multi-row kernels are
+// templates on their row count.
+template <typename F>
+inline void with_act_count(int n_act, F&& f) {
+  switch (n_act) {
+    case 1:
+      return f(std::integral_constant<int, 1>{});
+    case 2:
+      return f(std::integral_constant<int, 2>{});
+    case 3:
+      return f(std::integral_constant<int, 3>{});
+    default:
+      return f(std::integral_constant<int, 4>{});
+  }
+}
+
+}  // namespace
 }  // namespace lb::simd
