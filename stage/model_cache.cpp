@@ -8,7 +8,7 @@
 #include <fstream>
 
 #include "gguf/gguf_file.hpp"
-#include "model/hparams.hpp"
+#include "model/weights.hpp"
 
 namespace lb {
 
@@ -98,13 +98,10 @@ void ModelCache::ensure_range(int64_t begin, int64_t end) {
   const HParams hp = read_hparams(file);
   const bool ends = begin == 0 || end == hp.n_layers;
   for (const GgufTensor& t : file.tensors()) {
-    bool need = false;
-    if (t.name.compare(0, 4, "blk.") == 0) {
-      const int64_t il = std::strtoll(t.name.c_str() + 4, nullptr, 10);
-      need = il >= begin && il < end;
-    } else {
-      need = ends;  // token_embd, output_norm, output, rope_freqs: for the first and last stage
-    }
+    // Outside the layers: token_embd, output_norm, output, rope_freqs, for the first and last
+    // stage.
+    const int64_t il = layer_of(t.name);
+    const bool need = il >= 0 ? il >= begin && il < end : ends;
     if (need) ensure(file.data_offset() + t.offset, t.n_bytes);
   }
 }

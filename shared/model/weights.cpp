@@ -12,18 +12,6 @@ std::string blk(int64_t il, const char* name) {
   return "blk." + std::to_string(il) + "." + name;
 }
 
-// The layer a tensor named "blk.N.*" belongs to, or -1 for tensors outside the layers.
-int64_t layer_of(const std::string& name) {
-  const std::string prefix = "blk.";
-  if (name.compare(0, prefix.size(), prefix) != 0) return -1;
-  int64_t il = 0;
-  size_t i = prefix.size();
-  for (; i < name.size() && name[i] >= '0' && name[i] <= '9' && il < (int64_t(1) << 32); ++i) {
-    il = il * 10 + (name[i] - '0');
-  }
-  return i > prefix.size() && i < name.size() && name[i] == '.' ? il : -1;
-}
-
 const GgufTensor& expect(const GgufFile& f, const std::string& name, int64_t ne0, int64_t ne1) {
   const GgufTensor& t = f.tensor(name);
   const bool is_vector = ne1 == 0;
@@ -124,6 +112,17 @@ uint64_t ModelWeights::bytes() const {
   uint64_t n = 0;
   for (const GgufTensor* t : held_tensors()) n += t->n_bytes;
   return n;
+}
+
+int64_t layer_of(const std::string& name) {
+  const std::string prefix = "blk.";
+  if (name.compare(0, prefix.size(), prefix) != 0) return -1;
+  int64_t il = 0;
+  size_t i = prefix.size();
+  for (; i < name.size() && name[i] >= '0' && name[i] <= '9' && il < (int64_t(1) << 32); ++i) {
+    il = il * 10 + (name[i] - '0');
+  }
+  return i > prefix.size() && i < name.size() && name[i] == '.' ? il : -1;
 }
 
 ModelSizes model_sizes(const GgufFile& f, const HParams& hp) {

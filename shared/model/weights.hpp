@@ -77,4 +77,7 @@ struct ModelSizes {
 };
 ModelSizes model_sizes(const GgufFile& file, const HParams& hp);
 
+// The layer a tensor named "blk.N.*" belongs to, or -1 for tensors outside the layers.
+int64_t layer_of(const std::string& tensor_name);
+
 }  // namespace lb
