@@ -125,9 +125,10 @@ void Stage::heartbeat() {
   hb.budget = opt_.memory_budget;
   hb.batches = batches_;
   hb.overhead_us = batches_ > 0 ? overhead_seconds_ / double(batches_) * 1e6 : 0.0;
-  if (auto cg = cgroup_memory()) {
-    hb.cg_limit = cg->limit.value_or(0);
-    hb.cg_usage = cg->usage;
+  cgroup_ = cgroup_memory();
+  if (cgroup_) {
+    hb.cg_limit = cgroup_->limit.value_or(0);
+    hb.cg_usage = cgroup_->usage;
   }
   send_control(wire::encode(hb));
   check_pressure();
@@ -145,7 +146,8 @@ void Stage::check_pressure() {
   const uint64_t held = bytes() + runner_->kv().bytes();
   uint64_t budget = opt_.memory_budget;
   bool over = double(held) > opt_.high_water * double(budget);
-  auto cg = cgroup_memory();
+  // The cgroup figures are the last heartbeat's: no file reads after every batch.
+  const std::optional<CgroupMemory>& cg = cgroup_;
   if (cg && cg->limit) {
     budget = std::min(budget, *cg->limit);
     over = over || double(cg->usage) > opt_.high_water * double(*cg->limit);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 
 #include "compute/thread_pool.hpp"
 #include "model/forward.hpp"
+#include "sys/memory.hpp"
 #include "wire/messages.hpp"
 
 namespace lb {
@@ -76,8 +78,9 @@ class Stage {
   // Time from message in to message out, compute excluded: the cost of a hop inside a stage.
   uint64_t batches_ = 0;
   double overhead_seconds_ = 0;
-  double compute_seconds_ = 0;      // of the data currently being handled
-  bool pressure_reported_ = false;  // in this epoch: the broker's answer is a new epoch
+  double compute_seconds_ = 0;          // of the data currently being handled
+  std::optional<CgroupMemory> cgroup_;  // as read at the last heartbeat
+  bool pressure_reported_ = false;      // in this epoch: the broker's answer is a new epoch
   std::chrono::steady_clock::time_point pressure_reported_at_;
 };
 
