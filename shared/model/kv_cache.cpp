@@ -63,10 +63,4 @@ int64_t KvCache::n_pos(uint64_t seq) const {
   return it == seqs_.end() ? 0 : it->second.n_pos;
 }
 
-std::vector<uint64_t> KvCache::sequences() const {
-  std::vector<uint64_t> ids;
-  for (const auto& [id, s] : seqs_) ids.push_back(id);
-  return ids;
-}
-
 }  // namespace lb

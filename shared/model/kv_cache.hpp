@@ -28,7 +28,6 @@ class KvCache {
   // Bytes currently allocated over all sequences.
   uint64_t bytes() const;
 
-  bool contains(uint64_t seq) const { return seqs_.count(seq) != 0; }
   // Positions a sequence holds (0 for one never seen).
   int64_t n_pos(uint64_t seq) const;
   // The sequence's cache made ready to write positions [pos, pos + n): created on first use,
@@ -39,7 +38,6 @@ class KvCache {
   SeqKv& at(uint64_t seq);
   void erase(uint64_t seq) { seqs_.erase(seq); }
   void clear() { seqs_.clear(); }
-  std::vector<uint64_t> sequences() const;
 
  private:
   int64_t begin_, end_, kv_dim_, n_ctx_;
