@@ -29,6 +29,7 @@ struct ClusterOptions {
   int max_seqs = 8;
   bool stages_have_model = true;  // false: stages fetch their layers from the broker
   std::string log_level = "warn";
+  std::vector<std::string> broker_args;  // added to the broker's command line
 };
 
 struct Cluster {
@@ -51,12 +52,25 @@ inline std::unique_ptr<Cluster> start(const ClusterOptions& o) {
   const std::string ep = dir + "/broker.endpoint";
   std::filesystem::remove(ep);
   std::filesystem::remove(dir + "/broker.log");
-  c->pids.push_back(lb::spawn_process(
-      {kBin + "/layerbus-broker", "--control", "tcp://127.0.0.1:*", "--collect",
-       "tcp://127.0.0.1:*", "--model", o.model, "--min-stages", std::to_string(o.memory.size()),
-       "--context", "512", "--max-sequences", std::to_string(o.max_seqs), "--endpoint-file", ep,
-       "--log-level", o.log_level},
-      dir + "/broker.log"));
+  std::vector<std::string> broker = {kBin + "/layerbus-broker",
+                                     "--control",
+                                     "tcp://127.0.0.1:*",
+                                     "--collect",
+                                     "tcp://127.0.0.1:*",
+                                     "--model",
+                                     o.model,
+                                     "--min-stages",
+                                     std::to_string(o.memory.size()),
+                                     "--context",
+                                     "512",
+                                     "--max-sequences",
+                                     std::to_string(o.max_seqs),
+                                     "--endpoint-file",
+                                     ep,
+                                     "--log-level",
+                                     o.log_level};
+  broker.insert(broker.end(), o.broker_args.begin(), o.broker_args.end());
+  c->pids.push_back(lb::spawn_process(broker, dir + "/broker.log"));
   while (c->broker.empty()) {
     std::ifstream(ep) >> c->broker;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -157,6 +157,14 @@ void Broker::on_control(const std::string& peer, const std::string& frame) {
       wire::Pressure m;
       wire::decode(env, m);
       on_pressure(peer, m);
+    } else if (type == "kv") {
+      wire::KvPart m;
+      wire::decode(env, m);
+      on_kv(peer, frame, m);
+    } else if (type == "budget") {
+      wire::Budget m;
+      wire::decode(env, m);
+      on_stage_budget(peer, m);
     } else if (type == "control") {
       wire::Control m;
       wire::decode(env, m);
@@ -267,6 +275,13 @@ void Broker::send_assignments(const std::vector<std::string>& emptied) {
   a.ctx = cfg_.context;
   a.seqs = uint32_t(cfg_.max_sequences);
   a.dtype = dtype_;
+  if (migration_ && cfg_.kv_transfer) {
+    // Caches that hold positions carry over; a request whose prompt has not run holds none.
+    for (const auto& [id, r] : requests_) {
+      if (r.active && !r.generated.empty())
+        a.kv.push_back({id, int64_t(r.prompt.size() + r.generated.size()) - 1});
+    }
+  }
   for (size_t i = 0; i < plan_->stages.size(); ++i) {
     const PlanStage& s = plan_->stages[i];
     nodes_[s.node_id].ready = false;
@@ -297,6 +312,7 @@ void Broker::on_ready(const std::string& peer, const wire::Ready& m) {
   }
   nodes_[peer].ready = true;
   nodes_[peer].error.clear();
+  if (migration_) migration_->replay.insert(m.missing.begin(), m.missing.end());
   spdlog::info("broker: stage '{}' ready with layers [{}, {}) ({} of weights, rss {})", peer,
                m.begin, m.end, format_bytes(m.weights), format_bytes(m.rss));
   for (const PlanStage& s : plan_->stages) {

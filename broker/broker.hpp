@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -68,13 +69,27 @@ inline double seconds(Clock::duration d) {
 }
 
 // A move to a new plan while serving: steps are held at the head until every in-flight step is
-// back, then the new ranges are assigned; once all stages are ready, every active request's
-// history is re-sent to rebuild the KV caches and generation resumes.
+// back, then the new ranges are assigned and KV caches move with their layers (stage to stage,
+// through the broker); once all stages are ready, generation resumes. Requests whose caches could
+// not move are rebuilt by replaying their tokens.
 struct Migration {
   Plan next;
+  Plan previous;  // who held which layers before: the senders of KV parts
+  std::string why;
   std::vector<std::string> leaving;  // drained nodes: sent bye once the new plan serves
   bool assigned = false;
-  Clock::time_point started;
+  Clock::time_point started, drained;
+  uint64_t kv_bytes = 0;      // keys and values forwarded between stages
+  std::set<uint64_t> replay;  // requests some stage could not complete
+};
+
+// How the last move went, for `status`.
+struct MigrationReport {
+  uint64_t epoch = 0;
+  std::string why;
+  double drain_s = 0, load_s = 0;
+  uint64_t kv_bytes = 0;
+  size_t moved = 0, replayed = 0;  // requests whose caches moved, and those replayed
 };
 
 class Broker {
@@ -100,6 +115,11 @@ class Broker {
   void on_control_op(const std::string& peer, const wire::Control& m);
   void on_pressure(const std::string& peer, const wire::Pressure& m);
   void on_fetch(const std::string& peer, const wire::Fetch& m);
+  void on_kv(const std::string& peer, const std::string& frame, const wire::KvPart& m);
+  void on_stage_budget(const std::string& peer, const wire::Budget& m);
+  // Applies a control op to a copy of the settings; when the new plan fits, starts moving to it
+  // and returns the plans before and after. Throws lb::Error (changing nothing) otherwise.
+  wire::PlanChange change_plan(const wire::Control& m);
   ModelFootprint planning_footprint(size_t model) const;
   // Starts a move to `next` (a new epoch); false when it equals the current plan.
   bool begin_migration(const Plan& next, std::vector<std::string> leaving, const std::string& why);
@@ -133,6 +153,7 @@ class Broker {
   std::vector<std::string> node_order_;     // chain order: by `order`, then registration
   std::optional<Plan> plan_;
   std::optional<Migration> migration_;
+  std::optional<MigrationReport> last_migration_;
   uint64_t kv_reserve_tokens_ = 0;  // positions per layer the planner reserves (grows on pressure)
   uint64_t epoch_ = 0;
   bool serving_ = false;

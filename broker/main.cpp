@@ -38,6 +38,9 @@ int main(int argc, char** argv) {
                  "KV positions per layer the planner reserves (0 = context x max-sequences)");
   app.add_flag("--auto-rebalance", auto_rebalance,
                "Offer layers to stages that register while serving");
+  std::optional<bool> kv_transfer;
+  app.add_option("--kv-transfer", kv_transfer,
+                 "On a move, send KV caches with their layers (true) or replay requests (false)");
   int corrupt_chunks = 0;
   app.add_option("--corrupt-chunks", corrupt_chunks,
                  "Testing aid: corrupt the first N model chunks sent to stages");
@@ -76,6 +79,7 @@ int main(int argc, char** argv) {
     for (const std::string& id : excludes) cfg.nodes[id].exclude = true;
     if (kv_reserve) cfg.kv_reserve_tokens = *kv_reserve;
     if (auto_rebalance) cfg.auto_rebalance = true;
+    if (kv_transfer) cfg.kv_transfer = *kv_transfer;
     cfg.corrupt_chunks = corrupt_chunks;
     if (!model.empty()) {
       const bool named = std::any_of(cfg.models.begin(), cfg.models.end(),

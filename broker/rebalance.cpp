@@ -22,6 +22,29 @@ std::string Broker::current_plan_json() const {
 }
 
 void Broker::on_control_op(const std::string& peer, const wire::Control& m) {
+  reply(peer, wire::encode(change_plan(m)));
+}
+
+void Broker::on_stage_budget(const std::string& peer, const wire::Budget& m) {
+  auto n = nodes_.find(peer);
+  if (n == nodes_.end()) throw Error("budget from an unregistered stage");
+  spdlog::info("broker: stage '{}' reports a new budget: {} -> {}", peer,
+               format_bytes(n->second.info.budget), format_bytes(m.budget));
+  if (!plan_ || migration_) {
+    // Planned with at the next plan (or rebalance); a stage past its high-water mark meanwhile
+    // reports pressure, which re-plans.
+    n->second.info.budget = m.budget;
+    return;
+  }
+  try {
+    change_plan(wire::Control{"set_budget", peer, m.budget, ""});
+  } catch (const Error& e) {
+    n->second.info.budget = m.budget;
+    spdlog::error("broker: cannot plan with the new budget of '{}': {}", peer, e.what());
+  }
+}
+
+wire::PlanChange Broker::change_plan(const wire::Control& m) {
   if (!plan_) throw Error("there is no plan yet to change");
   if (migration_) throw Error("a rebalance is already under way; try again when it ends");
   const bool needs_node = m.op != "rebalance";
@@ -50,12 +73,34 @@ void Broker::on_control_op(const std::string& peer, const wire::Control& m) {
   }
   const std::string old_plan = current_plan_json();
   if (m.op == "set_budget") reply(m.node, wire::encode(wire::Budget{m.budget}));
-  begin_migration(*next, leaving, m.op + (m.node.empty() ? "" : " " + m.node));
+  const bool moves = begin_migration(*next, leaving, m.op + (m.node.empty() ? "" : " " + m.node));
   nlohmann::json after;
   after["model"] = model().entry.name;
-  after["epoch"] = epoch_ + 1;
+  after["epoch"] = epoch_ + (moves ? 1 : 0);
   after["plan"] = plan_to_json(*next);
-  reply(peer, wire::encode(wire::PlanChange{old_plan, after.dump()}));
+  return wire::PlanChange{old_plan, after.dump()};
+}
+
+void Broker::on_kv(const std::string& peer, const std::string& frame, const wire::KvPart& m) {
+  if (!migration_ || !migration_->assigned || m.epoch != epoch_) {
+    throw Error("kv part for epoch " + std::to_string(m.epoch) + " outside a move (epoch " +
+                std::to_string(epoch_) + ")");
+  }
+  auto holds = [&](const Plan& p, const std::string& node) {
+    return std::any_of(p.stages.begin(), p.stages.end(), [&](const PlanStage& s) {
+      return s.node_id == node && m.layer >= s.layer_begin && m.layer < s.layer_end;
+    });
+  };
+  if (!holds(migration_->previous, peer))
+    throw Error("kv part for layer " + std::to_string(m.layer) +
+                " from a stage that did not hold it");
+  auto owner = std::find_if(plan_->stages.begin(), plan_->stages.end(), [&](const PlanStage& s) {
+    return m.layer >= s.layer_begin && m.layer < s.layer_end;
+  });
+  if (owner == plan_->stages.end())
+    throw Error("kv part for layer " + std::to_string(m.layer) + ", which no stage holds");
+  migration_->kv_bytes += m.k.size() + m.v.size();
+  reply(owner->node_id, frame);  // as it came: the new owner checks it against what it awaits
 }
 
 void Broker::on_fetch(const std::string& peer, const wire::Fetch& m) {
@@ -93,7 +138,13 @@ bool Broker::begin_migration(const Plan& next, std::vector<std::string> leaving,
     return false;
   }
   spdlog::info("broker: {}: moving to a new plan", why);
-  migration_ = Migration{next, std::move(leaving), false, Clock::now()};
+  Migration mig;
+  mig.next = next;
+  mig.previous = *plan_;
+  mig.why = why;
+  mig.leaving = std::move(leaving);
+  mig.started = Clock::now();
+  migration_ = std::move(mig);
   return true;
 }
 
@@ -141,27 +192,42 @@ void Broker::advance_migration() {
   }
   plan_ = migration_->next;
   migration_->assigned = true;
+  migration_->drained = Clock::now();
   spdlog::info("broker: in-flight steps drained after {:.3f}s",
-               seconds(Clock::now() - migration_->started));
+               seconds(migration_->drained - migration_->started));
   send_assignments(emptied);
 }
 
 void Broker::finish_migration() {
-  // The stages' caches were dropped with their old ranges: each active request's history goes
-  // through again in the chunks it first went in (the prompt, then one token at a time), which
-  // rebuilds them bit for bit; the last chunk samples its next token.
+  // Every active request goes on with its next chunk: its prompt when it has not run yet, else
+  // its last token. A request some stage could not complete the cache of (or every request, when
+  // caches do not move) first goes through again in the chunks it first went in (the prompt,
+  // then one token at a time), which rebuilds the caches bit for bit; its last chunk samples.
+  const auto now = Clock::now();
+  MigrationReport report;
+  report.epoch = epoch_;
+  report.why = migration_->why;
+  report.drain_s = seconds(migration_->drained - migration_->started);
+  report.load_s = seconds(now - migration_->drained);
+  report.kv_bytes = migration_->kv_bytes;
   ready_chunks_.clear();
   ready_tokens_.clear();
   for (auto& [id, r] : requests_) {
     if (!r.active) continue;
     const bool only_prompt = r.generated.empty();
-    ready_chunks_.push_back(make_chunk(r, 0, uint32_t(r.prompt.size()), only_prompt));
-    ready_tokens_.insert(ready_tokens_.end(), r.prompt.begin(), r.prompt.end());
-    for (size_t g = 0; g < r.generated.size(); ++g) {
+    const bool replay = !only_prompt && (!cfg_.kv_transfer || migration_->replay.count(id));
+    if (only_prompt || replay) {
+      ready_chunks_.push_back(make_chunk(r, 0, uint32_t(r.prompt.size()), only_prompt));
+      ready_tokens_.insert(ready_tokens_.end(), r.prompt.begin(), r.prompt.end());
+    }
+    if (only_prompt) continue;
+    const size_t from = replay ? 0 : r.generated.size() - 1;
+    for (size_t g = from; g < r.generated.size(); ++g) {
       ready_chunks_.push_back(
           make_chunk(r, int64_t(r.prompt.size() + g), 1, g + 1 == r.generated.size()));
       ready_tokens_.push_back(r.generated[g]);
     }
+    ++(replay ? report.replayed : report.moved);
   }
   for (const std::string& id : migration_->leaving) {
     reply(id, wire::encode(wire::Bye{}));
@@ -169,10 +235,12 @@ void Broker::finish_migration() {
     node_order_.erase(std::remove(node_order_.begin(), node_order_.end(), id), node_order_.end());
     spdlog::info("broker: node '{}' drained and released", id);
   }
-  const auto resumed = std::count_if(requests_.begin(), requests_.end(),
-                                     [](const auto& r) { return r.second.active; });
-  spdlog::info("broker: epoch {} resumed {} request(s) after {:.3f}s", epoch_, resumed,
-               seconds(Clock::now() - migration_->started));
+  spdlog::info(
+      "broker: epoch {} resumed after {:.3f}s (drain {:.3f}s, load {:.3f}s): {} request(s) kept "
+      "their caches ({} of KV moved between stages), {} replayed",
+      epoch_, seconds(now - migration_->started), report.drain_s, report.load_s, report.moved,
+      format_bytes(report.kv_bytes), report.replayed);
+  last_migration_ = report;
   migration_.reset();
 }
 

@@ -46,6 +46,12 @@ std::string Broker::status_json() const {
   j["serving"] = serving_;
   j["rebalancing"] = migration_.has_value();
   j["kv_reserve_tokens"] = kv_reserve_tokens_;
+  if (last_migration_) {
+    const MigrationReport& m = *last_migration_;
+    j["last_migration"] = {
+        {"epoch", m.epoch},       {"why", m.why},     {"drain_s", m.drain_s},  {"load_s", m.load_s},
+        {"kv_bytes", m.kv_bytes}, {"moved", m.moved}, {"replayed", m.replayed}};
+  }
   j["epoch"] = epoch_;
   if (plan_) {
     j["plan"] = plan_to_json(*plan_);

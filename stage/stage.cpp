@@ -10,6 +10,7 @@
 #include <set>
 
 #include "compute/probe.hpp"
+#include "config/stage_config.hpp"
 #include "net/sockets.hpp"
 #include "sampling/sampler.hpp"
 #include "stage/model_cache.hpp"
@@ -20,8 +21,12 @@ namespace lb {
 namespace {
 
 volatile std::sig_atomic_t g_stop = 0;
+volatile std::sig_atomic_t g_reload = 0;
 void on_signal(int) {
   g_stop = 1;
+}
+void on_hangup(int) {
+  g_reload = 1;
 }
 
 std::string host_name() {
@@ -56,6 +61,7 @@ void Stage::send_control(const std::string& bytes) {
 int Stage::run() {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  std::signal(SIGHUP, on_hangup);
 
   wire::Register reg;
   reg.node = opt_.node_id;
@@ -75,6 +81,10 @@ int Stage::run() {
 
   auto next_heartbeat = std::chrono::steady_clock::now();
   while (!g_stop) {
+    if (g_reload) {
+      g_reload = 0;
+      reload_config();
+    }
     zmq::pollitem_t items[] = {{control_.handle(), 0, ZMQ_POLLIN, 0},
                                {data_in_.handle(), 0, ZMQ_POLLIN, 0}};
     try {
@@ -110,6 +120,27 @@ int Stage::run() {
   }
   spdlog::info("stage {}: stopping", opt_.node_id);
   return 0;
+}
+
+void Stage::reload_config() {
+  if (opt_.config_path.empty()) {
+    spdlog::warn("stage {}: SIGHUP ignored: started without --config", opt_.node_id);
+    return;
+  }
+  StageConfig c;
+  try {
+    c = load_stage_config(opt_.config_path);
+  } catch (const Error& e) {
+    spdlog::error("stage {}: keeping the current settings: {}", opt_.node_id, e.what());
+    return;
+  }
+  if (c.memory && *c.memory != opt_.memory_budget) {
+    spdlog::info("stage {}: budget {} MiB -> {} MiB (config reloaded); telling the broker",
+                 opt_.node_id, opt_.memory_budget >> 20, *c.memory >> 20);
+    opt_.memory_budget = *c.memory;
+    pressure_reported_ = false;
+    send_control(wire::encode(wire::Budget{opt_.memory_budget}));
+  }
 }
 
 uint64_t Stage::bytes() const {
@@ -178,6 +209,10 @@ void Stage::on_control(const std::string& frame) {
       wire::Assign a;
       wire::decode(env, a);
       on_assign(a);
+    } else if (type == "kv") {
+      wire::KvPart p;
+      wire::decode(env, p);
+      on_kv(p);
     } else if (type == "release") {
       wire::Release r;
       wire::decode(env, r);
@@ -186,9 +221,11 @@ void Stage::on_control(const std::string& frame) {
     } else if (type == "budget") {
       wire::Budget b;
       wire::decode(env, b);
-      spdlog::info("stage {}: budget {} MiB -> {} MiB", opt_.node_id, opt_.memory_budget >> 20,
-                   b.budget >> 20);
-      opt_.memory_budget = b.budget;
+      if (b.budget != opt_.memory_budget) {
+        spdlog::info("stage {}: budget {} MiB -> {} MiB", opt_.node_id, opt_.memory_budget >> 20,
+                     b.budget >> 20);
+        opt_.memory_budget = b.budget;
+      }
     } else if (type == "bye") {
       spdlog::info("stage {}: broker said bye", opt_.node_id);
       g_stop = 1;
@@ -268,14 +305,24 @@ void Stage::on_assign(const wire::Assign& a) {
   }
   const auto t0 = std::chrono::steady_clock::now();
   // The new range first (mapping what it adds), then the old one goes, giving back only the
-  // pages the new range does not hold. KV caches go with the old range: the broker rebuilds them.
+  // pages the new range does not hold. The old caches outlive the old range until their layers
+  // have gone where they belong: kept ones into the new caches, lost ones to their new owners.
   std::unique_ptr<ModelWeights> next;
   if (a.begin < a.end) next = std::make_unique<ModelWeights>(file_, a.begin, a.end);
+  std::optional<KvCache> old_kv;
+  if (runner_) old_kv.emplace(std::move(runner_->kv()));
   runner_.reset();
   if (weights_ && next) weights_->hand_over_to(*next);
   weights_ = std::move(next);
-  ::malloc_trim(0);  // the old caches' memory goes back to the kernel now, not at some later free
   if (weights_) runner_ = std::make_unique<RangeRunner>(*weights_, pool_, a.ctx);
+  uint64_t kv_sent = 0;
+  if (old_kv) {
+    kv_sent =
+        send_lost_layers(*old_kv, a, [&](const wire::KvPart& p) { send_control(wire::encode(p)); });
+  }
+  intake_.emplace(a, old_kv ? &*old_kv : nullptr, runner_ ? &runner_->kv() : nullptr);
+  old_kv.reset();
+  ::malloc_trim(0);  // the old caches' memory goes back to the kernel now, not at some later free
   if (downstream_ != a.downstream) {
     if (!downstream_.empty()) data_out_.disconnect(downstream_);
     if (!a.downstream.empty()) data_out_.connect(a.downstream);
@@ -287,15 +334,40 @@ void Stage::on_assign(const wire::Assign& a) {
   assigned_ = weights_ != nullptr;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   spdlog::info(
-      "stage {}: epoch {}: layers [{}, {}) of {} ({} MiB) loaded in {:.2f}s; downstream {}",
-      opt_.node_id, a.epoch, a.begin, a.end, a.model.name, weights_->bytes() >> 20, secs,
+      "stage {}: epoch {}: layers [{}, {}) of {} ({} MiB) loaded in {:.3f}s; {} KiB of KV caches "
+      "sent on; downstream {}",
+      opt_.node_id, a.epoch, a.begin, a.end, a.model.name, bytes() >> 20, secs, kv_sent >> 10,
       a.downstream);
+  if (intake_->complete()) send_ready();
+}
+
+void Stage::on_kv(const wire::KvPart& p) {
+  if (!intake_) throw Error("kv part arrived while no move is under way");
+  try {
+    intake_->accept(p);
+  } catch (const Error&) {
+    if (intake_->complete()) send_ready();
+    throw;
+  }
+  if (intake_->complete()) send_ready();
+}
+
+void Stage::send_ready() {
   wire::Ready r;
-  r.epoch = a.epoch;
-  r.begin = a.begin;
-  r.end = a.end;
+  r.epoch = epoch_;
+  if (weights_) {
+    r.begin = weights_->begin();
+    r.end = weights_->end();
+  }
   r.weights = bytes();
   r.rss = resident_bytes();
+  r.missing = intake_->missing();
+  spdlog::info("stage {}: epoch {} ready: {} KiB of KV caches received{}", opt_.node_id, epoch_,
+               intake_->received_bytes() >> 10,
+               r.missing.empty()
+                   ? ""
+                   : ", " + std::to_string(r.missing.size()) + " request(s) to be replayed");
+  intake_.reset();
   send_control(wire::encode(r));
 }
 

@@ -14,6 +14,7 @@
 
 #include "compute/thread_pool.hpp"
 #include "model/forward.hpp"
+#include "stage/kv_handover.hpp"
 #include "sys/memory.hpp"
 #include "wire/messages.hpp"
 
@@ -32,6 +33,7 @@ struct StageOptions {
   int heartbeat_ms = 1000;
   double high_water = 0.9;  // report pressure when usage passes this share of the budget
   std::string cache_dir;    // where a stage without --model keeps the layers it fetched
+  std::string config_path;  // --config: re-read on SIGHUP for a new budget
 };
 
 class Stage {
@@ -44,6 +46,8 @@ class Stage {
   void send_control(const std::string& bytes);
   void on_control(const std::string& frame);
   void on_assign(const wire::Assign& a);
+  void on_kv(const wire::KvPart& p);
+  void send_ready();  // once the assigned layers are loaded and every awaited KV part is in
   // The model file to map: --model, or the cache with the assigned range fetched into it.
   std::string model_path(const wire::Assign& a);
   std::string fetch_chunk(const wire::ModelRef& model, uint64_t offset, uint64_t size);
@@ -51,6 +55,7 @@ class Stage {
   // Runs steps as one batch; false when the batch failed (the caller then retries one by one).
   bool run_batch(const std::vector<wire::Step>& steps, bool report_errors);
   void emit(const std::vector<wire::Step>& steps, const StepOutput& out);
+  void reload_config();  // SIGHUP: a new budget goes to the broker, which re-plans with it
   void heartbeat();
   void check_pressure();
   uint64_t bytes() const;  // weight bytes held
@@ -74,6 +79,7 @@ class Stage {
   std::shared_ptr<GgufFile> file_;
   std::unique_ptr<ModelWeights> weights_;
   std::unique_ptr<RangeRunner> runner_;
+  std::optional<KvIntake> intake_;  // KV parts still awaited for the assigned epoch
 
   // Time from message in to message out, compute excluded: the cost of a hop inside a stage.
   uint64_t batches_ = 0;

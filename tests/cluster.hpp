@@ -22,6 +22,7 @@ struct StageSpec {
   int threads = 1;
   std::string cgroup;  // a cgroup v2 directory to start the stage in (its memory counts there from
                        // the start)
+  std::vector<std::string> args;  // more flags for this stage alone
 
   StageSpec(std::string id_, std::string memory_, bool with_model_ = true, int threads_ = 1,
             std::string cgroup_ = "")
@@ -78,6 +79,7 @@ class Cluster {
                                     "200"};
       if (s.with_model) a.insert(a.end(), {"--model", model});
       a.insert(a.end(), stage_args.begin(), stage_args.end());
+      a.insert(a.end(), s.args.begin(), s.args.end());
       if (!s.cgroup.empty()) {
         // The shell joins the cgroup, then becomes the stage (same pid).
         a.insert(a.begin(), {"/bin/sh", "-c",

@@ -1,9 +1,9 @@
 // Live rebalancing with real processes: the plan changes while 8 requests generate, layers move,
 // memory is given back, and every output equals its undisturbed greedy tokens.
 #include <atomic>
+#include <csignal>
 #include <fstream>
 #include <future>
-#include <regex>
 #include <sstream>
 
 #include "cluster.hpp"
@@ -107,6 +107,15 @@ nlohmann::json wait_rebalanced(Cluster& cluster) {
   throw std::runtime_error("rebalance did not finish");
 }
 
+// The last move kept every generating request's caches (moved between stages, none replayed).
+void expect_caches_moved(const nlohmann::json& status) {
+  ASSERT_TRUE(status.contains("last_migration")) << status.dump();
+  const nlohmann::json& m = status["last_migration"];
+  EXPECT_GE(m["moved"].get<int>(), 1) << "the move did not happen while requests were generating";
+  EXPECT_EQ(m["replayed"].get<int>(), 0) << m.dump();
+  EXPECT_GT(m["kv_bytes"].get<uint64_t>(), 0u) << "no KV cache went from stage to stage";
+}
+
 int layers_of(const nlohmann::json& status, const std::string& id) {
   for (const auto& n : status["nodes"]) {
     if (n["id"] == id && n.contains("layers"))
@@ -139,8 +148,38 @@ TEST(Rebalance, SetBudgetHalvesAStageMidGenerationAndOutputsStayExact) {
               rss_after / 1048576.0);
   EXPECT_LT(rss_after + (10ull << 20), rss_before)
       << "stage c did not give its dropped layers' memory back";
-  EXPECT_TRUE(std::regex_search(cluster.log("broker"), std::regex("resumed [1-8] request")))
-      << "the move did not happen while requests were generating";
+  expect_caches_moved(after);
+  for (size_t i = 0; i < kPrompts.size(); ++i)
+    EXPECT_EQ(got[i], expected[i]) << "prompt '" << kPrompts[i] << "'";
+}
+
+TEST(Rebalance, AStageThatReloadsItsConfigOnSighupHasItsNewBudgetPlanned) {
+  lbtest::TempDir dir("rebalance-sighup");
+  const std::string model = big_layers_model(dir);
+  const auto expected = undisturbed(model, kPrompts);
+  const std::string config = dir.file("c.yaml");
+  std::ofstream(config) << "memory: 400MiB\n";
+  lbtest::StageSpec c("c", "400MiB");
+  c.args = {"--config", config};
+  Cluster cluster(model, {{"a", "400MiB"}, {"b", "400MiB"}, c},
+                  {"--context", "256", "--max-sequences", "8"});
+  const nlohmann::json before = cluster.wait_serving();
+  const auto got = generate_while(cluster.broker(), kPrompts, [&] {
+    std::ofstream(config) << "# halved\nmemory: 200MiB\n";
+    ASSERT_EQ(::kill(cluster.stage_pid("c"), SIGHUP), 0);
+    for (int i = 0; i < 500; ++i) {
+      const nlohmann::json s = cluster.status();
+      for (const auto& n : s["nodes"]) {
+        if (n["id"] == "c" && n["budget"].get<uint64_t>() == 200ull << 20) return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    FAIL() << "the broker never heard of stage c's new budget:\n" << cluster.log("c");
+  });
+  const nlohmann::json after = wait_rebalanced(cluster);
+  EXPECT_LT(layers_of(after, "c"), layers_of(before, "c"));
+  expect_caches_moved(after);
+  EXPECT_NE(cluster.log("c").find("config reloaded"), std::string::npos);
   for (size_t i = 0; i < kPrompts.size(); ++i)
     EXPECT_EQ(got[i], expected[i]) << "prompt '" << kPrompts[i] << "'";
 }
@@ -163,6 +202,7 @@ TEST(Rebalance, DrainAndStrategySwitchesMidGenerationChangeNothing) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_FALSE(lb::process_alive(cluster.stage_pid("b"))) << "the drained stage did not exit";
+  expect_caches_moved(s);
   for (size_t i = 0; i < kPrompts.size(); ++i)
     EXPECT_EQ(got[i], expected[i]) << "drain, prompt '" << kPrompts[i] << "'";
 
@@ -175,6 +215,25 @@ TEST(Rebalance, DrainAndStrategySwitchesMidGenerationChangeNothing) {
   EXPECT_EQ(s["plan"]["strategy"], "memory");
   for (size_t i = 0; i < kPrompts.size(); ++i)
     EXPECT_EQ(got[i], expected[i]) << "uniform/memory, prompt '" << kPrompts[i] << "'";
+}
+
+TEST(Rebalance, WithoutKvTransferCachesAreRebuiltByReplay) {
+  lbtest::TempDir dir("rebalance-replay");
+  const std::string model = big_layers_model(dir);
+  const auto expected = undisturbed(model, kPrompts);
+  Cluster cluster(model, {{"a", "300MiB"}, {"b", "400MiB"}, {"c", "600MiB"}},
+                  {"--context", "256", "--max-sequences", "8", "--kv-transfer", "false"});
+  cluster.wait_serving();
+  const auto got = generate_while(cluster.broker(), kPrompts, [&] {
+    control(cluster.broker(), "rebalance", "", 0, "uniform");
+  });
+  const nlohmann::json s = wait_rebalanced(cluster);
+  const nlohmann::json& m = s["last_migration"];
+  EXPECT_GE(m["replayed"].get<int>(), 1) << m.dump();
+  EXPECT_EQ(m["moved"].get<int>(), 0) << m.dump();
+  EXPECT_EQ(m["kv_bytes"].get<uint64_t>(), 0u);
+  for (size_t i = 0; i < kPrompts.size(); ++i)
+    EXPECT_EQ(got[i], expected[i]) << "prompt '" << kPrompts[i] << "'";
 }
 
 TEST(Rebalance, KvCacheGrowthPastTheHighWaterMarkMovesLayersByItself) {

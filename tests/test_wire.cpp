@@ -400,11 +400,35 @@ Assign assign_msg() {
   m.ctx = 4096;
   m.seqs = 8;
   m.dtype = DType::F16;
+  m.kv = {{11, 40}, {12, 4096}};
   return m;
 }
 
 Ready ready_msg() {
-  return Ready{5, 8, 16, 1ull << 33, 1ull << 34};
+  return Ready{5, 8, 16, 1ull << 33, 1ull << 34, {12, 14}};
+}
+
+KvPart kv_part_msg() {
+  KvPart m;
+  m.epoch = 6;
+  m.req = 12;
+  m.layer = 9;
+  m.pos = 16;
+  m.n = 2;
+  m.total = 40;
+  const uint16_t k[4] = {0x3c00, 0xbc00, 0x0001, 0x7bff}, v[4] = {1, 2, 3, 4};
+  m.k = pack_halves(k, 4);
+  m.v = pack_halves(v, 4);
+  return m;
+}
+
+ModelChunk chunk_msg() {
+  ModelChunk m;
+  m.digest = "abc";
+  m.offset = 4096;
+  m.data = std::string("\x00\x01\xff", 3);
+  m.hash = chunk_hash(m.data);
+  return m;
 }
 Heartbeat heartbeat_msg() {
   return Heartbeat{"node-a", 1, 2, 3, 4, 5, 6.5};
@@ -468,6 +492,13 @@ std::vector<std::string> samples() {
   v.push_back(encode(StatusReply{"{\"nodes\":[]}"}));
   v.push_back(encode(PlanQuery{"even", {1, 2, 3}}));
   v.push_back(encode(PlanReply{"{}"}));
+  v.push_back(encode(Fetch{"abc", 4096, 1024}));
+  v.push_back(encode(chunk_msg()));
+  v.push_back(encode(Control{"set_budget", "node-a", 1ull << 30, ""}));
+  v.push_back(encode(PlanChange{"{}", "{}"}));
+  v.push_back(encode(Budget{1ull << 30}));
+  v.push_back(encode(Pressure{"node-a", 1, 2, 3, 4}));
+  v.push_back(encode(kv_part_msg()));
   return v;
 }
 
@@ -503,8 +534,8 @@ void decode_by_type(const Envelope& e) {
 
 void decode_any(const Envelope& e) {
   decode_by_type<Step, Result, Register, Assign, Ready, Release, Heartbeat, ErrorMsg, Bye, Generate,
-                 Accepted, TokenMsg, Done, Cancel, StatusQuery, StatusReply, PlanQuery, PlanReply>(
-      e);
+                 Accepted, TokenMsg, Done, Cancel, StatusQuery, StatusReply, PlanQuery, PlanReply,
+                 Fetch, ModelChunk, Control, PlanChange, Budget, Pressure, KvPart>(e);
 }
 
 bool accepts(const std::string& bytes, size_t case_no);
@@ -639,6 +670,11 @@ TEST(WireRoundTrip, StageControl) {
   EXPECT_EQ(a.ctx, 4096);
   EXPECT_EQ(a.seqs, 8u);
   EXPECT_EQ(a.dtype, DType::F16);
+  ASSERT_EQ(a.kv.size(), 2u);
+  EXPECT_EQ(a.kv[0].req, 11u);
+  EXPECT_EQ(a.kv[0].n_pos, 40);
+  EXPECT_EQ(a.kv[1].req, 12u);
+  EXPECT_EQ(a.kv[1].n_pos, 4096);
 
   const Ready rd = round_trip(ready_msg());
   EXPECT_EQ(rd.epoch, 5u);
@@ -646,6 +682,32 @@ TEST(WireRoundTrip, StageControl) {
   EXPECT_EQ(rd.end, 16);
   EXPECT_EQ(rd.weights, 1ull << 33);
   EXPECT_EQ(rd.rss, 1ull << 34);
+  EXPECT_EQ(rd.missing, (std::vector<uint64_t>{12, 14}));
+
+  const KvPart kv = round_trip(kv_part_msg());
+  EXPECT_EQ(kv.epoch, 6u);
+  EXPECT_EQ(kv.req, 12u);
+  EXPECT_EQ(kv.layer, 9);
+  EXPECT_EQ(kv.pos, 16);
+  EXPECT_EQ(kv.n, 2);
+  EXPECT_EQ(kv.total, 40);
+  EXPECT_EQ(kv.k, kv_part_msg().k);
+  EXPECT_EQ(kv.v, kv_part_msg().v);
+  // F16 bit patterns travel little-endian.
+  EXPECT_EQ(kv.k.substr(0, 4), std::string("\x00\x3c\x00\xbc", 4));
+
+  const Fetch f = round_trip(Fetch{"abc", 4096, 1024});
+  EXPECT_EQ(f.digest, "abc");
+  EXPECT_EQ(f.offset, 4096u);
+  EXPECT_EQ(f.size, 1024u);
+  const ModelChunk mc = round_trip(chunk_msg());
+  EXPECT_EQ(mc.data, chunk_msg().data);
+  EXPECT_EQ(mc.hash, chunk_hash(mc.data));
+  EXPECT_EQ(round_trip(Budget{1ull << 30}).budget, 1ull << 30);
+  const Pressure pr = round_trip(Pressure{"node-a", 1, 2, 3, 4});
+  EXPECT_EQ(pr.node, "node-a");
+  EXPECT_EQ(pr.kv, 3u);
+  EXPECT_EQ(pr.budget, 4u);
 
   EXPECT_EQ(round_trip(Release{77}).req, 77u);
 
@@ -738,6 +800,13 @@ TEST(WireRoundTrip, TypeStringsMatchTheProtocol) {
   EXPECT_STREQ(type_of<StatusReply>(), "status_reply");
   EXPECT_STREQ(type_of<PlanQuery>(), "plan");
   EXPECT_STREQ(type_of<PlanReply>(), "plan_reply");
+  EXPECT_STREQ(type_of<Fetch>(), "fetch");
+  EXPECT_STREQ(type_of<ModelChunk>(), "chunk");
+  EXPECT_STREQ(type_of<Control>(), "control");
+  EXPECT_STREQ(type_of<PlanChange>(), "plan_change");
+  EXPECT_STREQ(type_of<Budget>(), "budget");
+  EXPECT_STREQ(type_of<Pressure>(), "pressure");
+  EXPECT_STREQ(type_of<KvPart>(), "kv");
 }
 
 TEST(WireRoundTrip, EncodingIsAMsgpackMapWithProtocolKeys) {
@@ -1213,6 +1282,22 @@ TEST(WireHostile, FieldChecksNameTypeAndField) {
       set_case(PlanQuery{"even", {1, 2}}, {"strategy"}, NIL,
                "plan.strategy: expected a str, got nil"),
       erase_case(PlanReply{"{}"}, {"json"}, "plan_reply.json: missing"),
+      // moves
+      set_case(assign_msg(), {"kv", 0}, V(std::vector<int>{11}),
+               "assign.kv[0]: expected [req, n_pos], got 1 values"),
+      set_case(assign_msg(), {"kv", 1, 1}, V(4097), "assign.kv[1][1]: value 4097 out of range"),
+      set_case(assign_msg(), {"kv", 0, 1}, V(0), "assign.kv[0][1]: value 0 out of range"),
+      set_case(ready_msg(), {"missing", 1}, V(-2), "ready.missing[1]: negative value -2"),
+      set_case(kv_part_msg(), {"n"}, V(25), "kv.n: value 25 out of range"),
+      set_case(kv_part_msg(), {"pos"}, V(41), "kv.pos: value 41 out of range"),
+      set_case(kv_part_msg(), {"layer"}, V(-1), "kv.layer: value -1 out of range"),
+      set_case(kv_part_msg(), {"values"}, V(std::vector<char>{'a', 'b'}),
+               "kv.values: 2 bytes of values for 8 bytes of keys"),
+      set_case(kv_part_msg(), {"keys"}, V(std::string("abcdefgh")),
+               "kv.keys: expected a bin, got str"),
+      set_case(Control{"set_budget", "n", 1, ""}, {"op"}, V(std::string("explode")),
+               "control.op: unknown operation 'explode'"),
+      erase_case(Fetch{"abc", 1, 2}, {"size"}, "fetch.size: missing"),
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     const FieldCase& c = cases[i];

@@ -1,10 +1,9 @@
 #include "config/broker_config.hpp"
 
-#include <yaml-cpp/yaml.h>
-
 #include <filesystem>
 #include <set>
 
+#include "config/yaml_value.hpp"
 #include "plan/planner.hpp"
 #include "util/bytes.hpp"
 #include "util/error.hpp"
@@ -12,42 +11,32 @@
 
 namespace lb {
 
-namespace {
-
-template <typename T>
-T get(const YAML::Node& n, const std::string& where) {
-  try {
-    return n.as<T>();
-  } catch (const YAML::Exception&) {
-    throw Error(where + " has the wrong type");
-  }
-}
-
-uint64_t get_bytes(const YAML::Node& n, const std::string& where) {
-  try {
-    return parse_bytes(get<std::string>(n, where));
-  } catch (const Error& e) {
-    throw Error(where + ": " + e.what());
-  }
-}
-
-}  // namespace
+using config_detail::get;
+using config_detail::get_bytes;
 
 BrokerConfig load_broker_config(const std::string& path) {
   BrokerConfig c;
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::Exception& e) {
-    throw Error(path + ": " + e.what());
-  }
-  if (!root.IsMap()) throw Error(path + ": expected a map of settings");
+  const YAML::Node root = config_detail::load_map(path);
   const std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  const std::set<std::string> known = {
-      "control",           "collect",      "advertise_host",  "models",        "model",
-      "strategy",          "min_stages",   "context",         "max_sequences", "activation_dtype",
-      "max_message_bytes", "heartbeat_ms", "node_timeout_ms", "nodes",         "log_level",
-      "endpoint_file"};
+  const std::set<std::string> known = {"control",
+                                       "collect",
+                                       "advertise_host",
+                                       "models",
+                                       "model",
+                                       "strategy",
+                                       "min_stages",
+                                       "context",
+                                       "max_sequences",
+                                       "activation_dtype",
+                                       "max_message_bytes",
+                                       "heartbeat_ms",
+                                       "node_timeout_ms",
+                                       "nodes",
+                                       "log_level",
+                                       "endpoint_file",
+                                       "kv_reserve_tokens",
+                                       "auto_rebalance",
+                                       "kv_transfer"};
   for (const auto& kv : root) {
     const std::string key = kv.first.as<std::string>();
     const std::string where = path + ": '" + key + "'";
@@ -81,6 +70,12 @@ BrokerConfig load_broker_config(const std::string& path) {
       c.log_level = get<std::string>(v, where);
     else if (key == "endpoint_file")
       c.endpoint_file = get<std::string>(v, where);
+    else if (key == "kv_reserve_tokens")
+      c.kv_reserve_tokens = get<int64_t>(v, where);
+    else if (key == "auto_rebalance")
+      c.auto_rebalance = get<bool>(v, where);
+    else if (key == "kv_transfer")
+      c.kv_transfer = get<bool>(v, where);
     else if (key == "models") {
       if (!v.IsSequence()) throw Error(where + " must be a list of {name, path}");
       for (const auto& m : v) {

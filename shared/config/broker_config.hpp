@@ -32,9 +32,11 @@ struct BrokerConfig {
   // (never short). Less plans more layers per stage; when caches then grow past a stage's
   // high-water mark, the stage reports pressure and the broker re-plans with what is really used.
   int64_t kv_reserve_tokens = 0;
-  bool auto_rebalance = false;
-  int corrupt_chunks = 0;  // testing aid (flag only): corrupt the first N model chunks sent  // a
-                           // stage registering while serving is offered layers at once
+  bool auto_rebalance = false;  // a stage registering while serving is offered layers at once
+  // On a move, KV caches go with their layers from stage to stage; false rebuilds them by
+  // replaying every request's tokens through the new plan.
+  bool kv_transfer = true;
+  int corrupt_chunks = 0;  // testing aid (flag only): corrupt the first N model chunks sent
   std::string activation_dtype = "f32";  // f32 (exact) or f16 (half the bytes per hop)
   uint64_t max_message_bytes = 64ull << 20;
   int heartbeat_ms = 1000;

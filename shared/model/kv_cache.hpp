@@ -22,7 +22,10 @@ class KvCache {
   KvCache(const HParams& hp, int64_t begin, int64_t end, int64_t n_ctx);
 
   int64_t n_ctx() const { return n_ctx_; }
+  int64_t begin() const { return begin_; }
+  int64_t end() const { return end_; }
   int64_t n_layers() const { return end_ - begin_; }
+  int64_t kv_dim() const { return kv_dim_; }
   // Bytes one position costs in every held layer (keys + values).
   uint64_t bytes_per_token() const;
   // Bytes currently allocated over all sequences.
@@ -36,6 +39,17 @@ class KvCache {
   // or pos + n passes the context length.
   SeqKv& prepare(uint64_t seq, int64_t pos, int64_t n);
   SeqKv& at(uint64_t seq);
+  const SeqKv* find(uint64_t seq) const;
+
+  // Starts this cache's entry for a sequence that holds n_pos positions elsewhere (a move to a
+  // new layer range): the layers `from` (may be null) also holds move over when it holds exactly
+  // n_pos positions of the sequence, the others are allocated for write(). False when `from` shares
+  // layers with this range but lacks those positions (its layers then stay unfilled).
+  bool adopt(uint64_t seq, int64_t n_pos, KvCache* from);
+  // Copies keys and values of positions [pos, pos + n) of a layer into an adopted sequence;
+  // throws lb::Error when the layer, the positions or the sizes do not fit.
+  void write(uint64_t seq, int64_t layer, int64_t pos, int64_t n, const uint16_t* k,
+             const uint16_t* v);
   void erase(uint64_t seq) { seqs_.erase(seq); }
   void clear() { seqs_.clear(); }
 

@@ -115,15 +115,38 @@ void unpack_activations(const std::string& bytes, DType d, float* out, size_t n)
   }
 }
 
+std::string pack_halves(const uint16_t* x, size_t n) {
+  if (n > std::numeric_limits<size_t>::max() / 2) throw WireError("wire: f16 count overflow");
+  std::string out(n * 2, '\0');
+  if constexpr (kLittleEndian) {
+    if (n) std::memcpy(out.data(), x, n * 2);
+  } else {
+    for (size_t i = 0; i < n; ++i) store_le(out.data() + 2 * i, x[i]);
+  }
+  return out;
+}
+
+void unpack_halves(const std::string& bytes, uint16_t* out, size_t n) {
+  if (n > std::numeric_limits<size_t>::max() / 2 || bytes.size() != n * 2) {
+    throw WireError("wire: payload of " + std::to_string(bytes.size()) + " bytes does not hold " +
+                    std::to_string(n) + " f16 values");
+  }
+  if constexpr (kLittleEndian) {
+    if (n) std::memcpy(out, bytes.data(), n * 2);
+  } else {
+    for (size_t i = 0; i < n; ++i) out[i] = load_le<uint16_t>(bytes.data() + 2 * i);
+  }
+}
+
 // --- envelope ----------------------------------------------------------------------------------
 
 namespace {
 
 constexpr const char* kTypes[] = {
-    "step",      "result",      "register", "assign",       "ready",    "release",
-    "heartbeat", "error",       "bye",      "generate",     "accepted", "token",
-    "done",      "cancel",      "status",   "status_reply", "plan",     "plan_reply",
-    "control",   "plan_change", "budget",   "pressure",     "fetch",    "chunk"};
+    "step",     "result",       "register", "assign",     "ready",   "release",     "heartbeat",
+    "error",    "bye",          "generate", "accepted",   "token",   "done",        "cancel",
+    "status",   "status_reply", "plan",     "plan_reply", "control", "plan_change", "budget",
+    "pressure", "fetch",        "chunk",    "kv"};
 
 // A type string fit for an error message: printable ASCII, at most 40 characters.
 std::string printable(std::string_view s) {
@@ -270,6 +293,11 @@ class Writer {
     key(k);
     bin(v);
   }
+  void u64s(std::string_view k, const std::vector<uint64_t>& v) {
+    key(k);
+    pk_.pack_array(static_cast<uint32_t>(v.size()));
+    for (uint64_t x : v) pk_.pack_uint64(x);
+  }
   void tokens(std::string_view k, const std::vector<int32_t>& v) {
     key(k);
     pk_.pack_array(static_cast<uint32_t>(v.size()));
@@ -367,7 +395,7 @@ std::string encode(const Register& m) {
 }
 
 std::string encode(const Assign& m) {
-  Writer w(type_of<Assign>(), 10);
+  Writer w(type_of<Assign>(), 11, 256 + 20 * m.kv.size());
   w.u64("epoch", m.epoch);
   w.i64("begin", m.begin);
   w.i64("end", m.end);
@@ -384,16 +412,39 @@ std::string encode(const Assign& m) {
   w.i64("ctx", m.ctx);
   w.u64("seqs", m.seqs);
   w.u64("dtype", static_cast<uint64_t>(m.dtype));
+  w.key("kv");
+  w.pk().pack_array(static_cast<uint32_t>(m.kv.size()));
+  for (const KvHold& h : m.kv) {
+    w.pk().pack_array(2);
+    w.pk().pack_uint64(h.req);
+    w.pk().pack_int64(h.n_pos);
+  }
   return w.take();
 }
 
 std::string encode(const Ready& m) {
-  Writer w(type_of<Ready>(), 5);
+  Writer w(type_of<Ready>(), 6, 64 + 9 * m.missing.size());
   w.u64("epoch", m.epoch);
   w.i64("begin", m.begin);
   w.i64("end", m.end);
   w.u64("weights", m.weights);
   w.u64("rss", m.rss);
+  w.u64s("missing", m.missing);
+  return w.take();
+}
+
+std::string encode(const KvPart& m) {
+  Writer w(type_of<KvPart>(), 8, 128 + m.k.size() + m.v.size());
+  w.u64("epoch", m.epoch);
+  w.u64("req", m.req);
+  w.i64("layer", m.layer);
+  w.i64("pos", m.pos);
+  w.i64("n", m.n);
+  w.i64("total", m.total);
+  w.key("keys");
+  w.bin(m.k);
+  w.key("values");
+  w.bin(m.v);
   return w.take();
 }
 
@@ -493,9 +544,7 @@ std::string encode(const StatusReply& m) {
 std::string encode(const PlanQuery& m) {
   Writer w(type_of<PlanQuery>(), 2, 64 + 9 * m.nodes.size());
   w.str("strategy", m.strategy);
-  w.key("nodes");
-  w.pk().pack_array(static_cast<uint32_t>(m.nodes.size()));
-  for (uint64_t b : m.nodes) w.pk().pack_uint64(b);
+  w.u64s("nodes", m.nodes);
   return w.take();
 }
 
@@ -760,6 +809,19 @@ void decode(const Envelope& e, Assign& out) {
   m.ctx = r.i64("ctx", 0);
   m.seqs = r.u32("seqs");
   m.dtype = r.dtype("dtype");
+  const Path kp = root.field("kv");
+  const msgpack::object_array& kv = detail::as_array(r.get("kv"), kp);
+  m.kv.reserve(kv.size);
+  for (uint32_t i = 0; i < kv.size; ++i) {
+    const Path ep = kp.at(i);
+    const msgpack::object_array& pair = detail::as_array(kv.ptr[i], ep);
+    if (pair.size != 2)
+      fail(ep, "expected [req, n_pos], got " + std::to_string(pair.size) + " values");
+    KvHold h;
+    h.req = detail::as_u64(pair.ptr[0], ep.at(0));
+    h.n_pos = detail::as_i64(pair.ptr[1], ep.at(1), 1, m.ctx);
+    m.kv.push_back(h);
+  }
   out = std::move(m);
 }
 
@@ -773,6 +835,26 @@ void decode(const Envelope& e, Ready& out) {
   check(m.begin <= m.end, r, "end", "must be >= begin");
   m.weights = r.u64("weights");
   m.rss = r.u64("rss");
+  m.missing = r.u64s("missing");
+  out = std::move(m);
+}
+
+void decode(const Envelope& e, KvPart& out) {
+  const Path root{nullptr, "kv", 0};
+  const Map r = open(e, "kv", root);
+  KvPart m;
+  m.epoch = r.u64("epoch");
+  m.req = r.u64("req");
+  m.layer = r.i64("layer", 0);
+  m.total = r.i64("total", 0);
+  m.pos = r.i64("pos", 0, m.total);
+  m.n = r.i64("n", 0, m.total - m.pos);
+  m.k = r.bin("keys");
+  m.v = r.bin("values");
+  check(m.k.size() == m.v.size(), r, "values",
+        std::to_string(m.v.size()) + " bytes of values for " + std::to_string(m.k.size()) +
+            " bytes of keys");
+  check(m.k.size() % 2 == 0, r, "keys", "is not a whole number of f16 values");
   out = std::move(m);
 }
 
@@ -901,11 +983,7 @@ void decode(const Envelope& e, PlanQuery& out) {
   const Map r = open(e, "plan", root);
   PlanQuery m;
   m.strategy = r.str("strategy");
-  const Path np = root.field("nodes");
-  const msgpack::object_array& nodes = detail::as_array(r.get("nodes"), np);
-  m.nodes.reserve(nodes.size);
-  for (uint32_t i = 0; i < nodes.size; ++i)
-    m.nodes.push_back(detail::as_u64(nodes.ptr[i], np.at(i)));
+  m.nodes = r.u64s("nodes");
   out = std::move(m);
 }
 

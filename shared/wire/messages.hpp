@@ -56,6 +56,11 @@ std::string pack_activations(const float* x, size_t n, DType d);
 // The inverse; throws WireError unless bytes holds exactly n values of d.
 void unpack_activations(const std::string& bytes, DType d, float* out, size_t n);
 
+// F16 bit patterns (KV-cache entries) as a `bin` payload: n values, little-endian.
+std::string pack_halves(const uint16_t* x, size_t n);
+// The inverse; throws WireError unless bytes holds exactly n values.
+void unpack_halves(const std::string& bytes, uint16_t* out, size_t n);
+
 // --- data messages ---------------------------------------------------------------------------
 
 struct SampleSpec {
@@ -121,6 +126,12 @@ struct ModelRef {
   uint64_t header = 0;  // bytes before the tensor data (metadata and tensor infos)
 };
 
+// A request whose KV cache carries over into a new epoch, and the positions it holds.
+struct KvHold {
+  uint64_t req = 0;
+  int64_t n_pos = 0;
+};
+
 struct Assign {
   uint64_t epoch = 0;
   int64_t begin = 0, end = 0, n_layers = 0;
@@ -130,12 +141,28 @@ struct Assign {
   int64_t ctx = 0;
   uint32_t seqs = 0;
   DType dtype = DType::F32;
+  // Caches that survive the move: layers the stage keeps stay, layers it loses go to their new
+  // owner as `kv` parts, layers it gains arrive as `kv` parts. Caches not listed are dropped.
+  std::vector<KvHold> kv;
 };
 
 struct Ready {
   uint64_t epoch = 0;
   int64_t begin = 0, end = 0;
   uint64_t weights = 0, rss = 0;
+  std::vector<uint64_t> missing;  // requests whose cache could not be completed: replay them
+};
+
+// Stage -> broker -> stage: positions [pos, pos + n) of one layer of a request's KV cache,
+// from the layer's old owner to its new one during a move. `total` is the positions the
+// sender holds (the Assign's n_pos); total == 0 says it holds none (the receiver then reports the
+// request missing). k and v hold n * kv_dim F16 values each.
+struct KvPart {
+  uint64_t epoch = 0;
+  uint64_t req = 0;
+  int64_t layer = 0;
+  int64_t pos = 0, n = 0, total = 0;
+  std::string k, v;
 };
 
 struct Release {
@@ -229,7 +256,8 @@ struct PlanChange {
   std::string new_plan;
 };
 
-// Broker -> stage: the node's memory budget changed.
+// Broker -> stage: the node's memory budget changed (after `set_budget`). Stage -> broker: the
+// stage's own budget changed (its config was reloaded); the broker plans with it.
 struct Budget {
   uint64_t budget = 0;
 };
@@ -282,6 +310,7 @@ std::string encode(const Control& m);
 std::string encode(const PlanChange& m);
 std::string encode(const Budget& m);
 std::string encode(const Pressure& m);
+std::string encode(const KvPart& m);
 
 // One decode per message type; the envelope's type must match (WireError otherwise).
 void decode(const Envelope& e, Step& m);
@@ -308,6 +337,7 @@ void decode(const Envelope& e, Control& m);
 void decode(const Envelope& e, PlanChange& m);
 void decode(const Envelope& e, Budget& m);
 void decode(const Envelope& e, Pressure& m);
+void decode(const Envelope& e, KvPart& m);
 
 // The type string each struct is encoded with ("step", "result", "register", ...).
 template <typename T>
@@ -337,6 +367,7 @@ template <> inline const char* type_of<ModelChunk>()  { return "chunk"; }
 template <> inline const char* type_of<PlanChange>()  { return "plan_change"; }
 template <> inline const char* type_of<Budget>()      { return "budget"; }
 template <> inline const char* type_of<Pressure>()    { return "pressure"; }
+template <> inline const char* type_of<KvPart>()      { return "kv"; }
 // clang-format on
 
 }  // namespace lb::wire

@@ -347,4 +347,13 @@ std::vector<int32_t> Map::tokens(const char* k) const {
   return out;
 }
 
+std::vector<uint64_t> Map::u64s(const char* k) const {
+  const Path fp = path_.field(k);
+  const msgpack::object_array& a = as_array(get(k), fp);
+  std::vector<uint64_t> out;
+  out.reserve(a.size);
+  for (uint32_t i = 0; i < a.size; ++i) out.push_back(as_u64(a.ptr[i], fp.at(i)));
+  return out;
+}
+
 }  // namespace lb::wire::detail

@@ -93,6 +93,7 @@ class Map {
   std::string bin(const char* k) const { return as_bin(get(k), path_.field(k)); }
   DType dtype(const char* k) const { return as_dtype(get(k), path_.field(k)); }
   std::vector<int32_t> tokens(const char* k) const;  // array of token ids
+  std::vector<uint64_t> u64s(const char* k) const;   // array of unsigned integers
 
  private:
   const msgpack::object_map* map_;
