@@ -102,6 +102,7 @@ int Broker::run() {
     }
     check_nodes();
     maybe_plan();
+    maybe_offer_layers();
     advance_migration();
     schedule();
   }
@@ -191,6 +192,7 @@ void Broker::on_register(const std::string& peer, const wire::Register& m) {
   n.last_seen = Clock::now();
   n.lost = false;
   if (!known) node_order_.push_back(m.node);
+  if (!known && plan_) joined_.push_back(m.node);
   std::stable_sort(node_order_.begin(), node_order_.end(),
                    [&](const std::string& a, const std::string& b) {
                      return nodes_.at(a).info.order < nodes_.at(b).info.order;

@@ -124,6 +124,8 @@ class Broker {
   // Starts a move to `next` (a new epoch); false when it equals the current plan.
   bool begin_migration(const Plan& next, std::vector<std::string> leaving, const std::string& why);
   void advance_migration();
+  // With auto_rebalance: plans again once serving when a stage joined, so it gets layers.
+  void maybe_offer_layers();
   void finish_migration();
   void check_nodes();
   void schedule();         // starts waiting requests and sends every ready chunk as one step
@@ -154,7 +156,8 @@ class Broker {
   std::optional<Plan> plan_;
   std::optional<Migration> migration_;
   std::optional<MigrationReport> last_migration_;
-  uint64_t kv_reserve_tokens_ = 0;  // positions per layer the planner reserves (grows on pressure)
+  std::vector<std::string> joined_;  // stages that registered while serving, not yet planned in
+  uint64_t kv_reserve_tokens_ = 0;   // positions per layer the planner reserves (grows on pressure)
   uint64_t epoch_ = 0;
   bool serving_ = false;
   std::string plan_error_;

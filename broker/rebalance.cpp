@@ -179,6 +179,24 @@ void Broker::on_pressure(const std::string& peer, const wire::Pressure& m) {
   }
 }
 
+void Broker::maybe_offer_layers() {
+  if (joined_.empty() || !serving_ || migration_) return;
+  std::string who;
+  for (const std::string& id : joined_) who += (who.empty() ? "" : ", ") + id;
+  joined_.clear();
+  if (!cfg_.auto_rebalance) {
+    spdlog::info("broker: {} joined while serving: layers at the next rebalance", who);
+    return;
+  }
+  try {
+    const Plan next =
+        make_plan(planning_footprint(model_index_), plan_nodes(), parse_strategy(cfg_.strategy));
+    begin_migration(next, {}, who + " joined (auto_rebalance)");
+  } catch (const PlanError& e) {
+    spdlog::error("broker: cannot plan with {}: {}", who, e.what());
+  }
+}
+
 void Broker::advance_migration() {
   if (!migration_ || migration_->assigned) return;
   for (const auto& [id, r] : requests_) {

@@ -62,31 +62,35 @@ class Cluster {
       if (broker_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     if (broker_.empty()) throw std::runtime_error("broker did not start:\n" + log("broker"));
-    for (size_t i = 0; i < stages.size(); ++i) {
-      const StageSpec& s = stages[i];
-      std::vector<std::string> a = {bin_path("layerbus-stage"),
-                                    "--broker",
-                                    broker_,
-                                    "--memory",
-                                    s.memory,
-                                    "--node-id",
-                                    s.id,
-                                    "--order",
-                                    std::to_string(i),
-                                    "--threads",
-                                    std::to_string(s.threads),
-                                    "--heartbeat-ms",
-                                    "200"};
-      if (s.with_model) a.insert(a.end(), {"--model", model});
-      a.insert(a.end(), stage_args.begin(), stage_args.end());
-      a.insert(a.end(), s.args.begin(), s.args.end());
-      if (!s.cgroup.empty()) {
-        // The shell joins the cgroup, then becomes the stage (same pid).
-        a.insert(a.begin(), {"/bin/sh", "-c",
-                             "echo $$ > '" + s.cgroup + "/cgroup.procs' && exec \"$@\"", "sh"});
-      }
-      stage_pids_[s.id] = lb::spawn_process(a, dir_.file(s.id + ".log"));
+    model_ = model;
+    stage_args_ = stage_args;
+    for (const StageSpec& s : stages) add_stage(s);
+  }
+
+  // Starts one more stage, next in chain order (also while the cluster serves).
+  void add_stage(const StageSpec& s) {
+    std::vector<std::string> a = {bin_path("layerbus-stage"),
+                                  "--broker",
+                                  broker_,
+                                  "--memory",
+                                  s.memory,
+                                  "--node-id",
+                                  s.id,
+                                  "--order",
+                                  std::to_string(stage_pids_.size()),
+                                  "--threads",
+                                  std::to_string(s.threads),
+                                  "--heartbeat-ms",
+                                  "200"};
+    if (s.with_model) a.insert(a.end(), {"--model", model_});
+    a.insert(a.end(), stage_args_.begin(), stage_args_.end());
+    a.insert(a.end(), s.args.begin(), s.args.end());
+    if (!s.cgroup.empty()) {
+      // The shell joins the cgroup, then becomes the stage (same pid).
+      a.insert(a.begin(),
+               {"/bin/sh", "-c", "echo $$ > '" + s.cgroup + "/cgroup.procs' && exec \"$@\"", "sh"});
     }
+    stage_pids_[s.id] = lb::spawn_process(a, dir_.file(s.id + ".log"));
   }
 
   ~Cluster() {
@@ -129,6 +133,8 @@ class Cluster {
 
  private:
   TempDir dir_;
+  std::string model_;
+  std::vector<std::string> stage_args_;
   std::string broker_;
   int broker_pid_ = 0;
   std::map<std::string, int> stage_pids_;

@@ -184,6 +184,61 @@ TEST(Rebalance, AStageThatReloadsItsConfigOnSighupHasItsNewBudgetPlanned) {
     EXPECT_EQ(got[i], expected[i]) << "prompt '" << kPrompts[i] << "'";
 }
 
+nlohmann::json wait_registered(Cluster& cluster, const std::string& id) {
+  for (int i = 0; i < 1000; ++i) {
+    const nlohmann::json s = cluster.status();
+    for (const auto& n : s["nodes"]) {
+      if (n["id"] == id) return s;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  throw std::runtime_error("stage " + id + " never registered:\n" + cluster.log(id));
+}
+
+TEST(Rebalance, AStageJoiningWhileServingGetsLayersAtTheNextRebalance) {
+  lbtest::TempDir dir("rebalance-join");
+  const std::string model = big_layers_model(dir);
+  const auto expected = undisturbed(model, kPrompts);
+  Cluster cluster(model, {{"a", "400MiB"}, {"b", "400MiB"}},
+                  {"--context", "256", "--max-sequences", "8"});
+  cluster.wait_serving();
+  cluster.add_stage({"c", "400MiB"});
+  nlohmann::json s = wait_registered(cluster, "c");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  s = cluster.status();
+  EXPECT_EQ(layers_of(s, "c"), 0) << "without auto_rebalance a new stage waits for a rebalance";
+  const auto got =
+      generate_while(cluster.broker(), kPrompts, [&] { control(cluster.broker(), "rebalance"); });
+  s = wait_rebalanced(cluster);
+  EXPECT_GT(layers_of(s, "c"), 0);
+  expect_caches_moved(s);
+  for (size_t i = 0; i < kPrompts.size(); ++i)
+    EXPECT_EQ(got[i], expected[i]) << "prompt '" << kPrompts[i] << "'";
+}
+
+TEST(Rebalance, WithAutoRebalanceAStageJoiningMidGenerationGetsLayersAtOnce) {
+  lbtest::TempDir dir("rebalance-auto");
+  const std::string model = big_layers_model(dir);
+  const auto expected = undisturbed(model, kPrompts);
+  Cluster cluster(model, {{"a", "400MiB"}, {"b", "400MiB"}},
+                  {"--context", "256", "--max-sequences", "8", "--auto-rebalance"});
+  cluster.wait_serving();
+  const auto got = generate_while(cluster.broker(), kPrompts, [&] {
+    cluster.add_stage({"c", "400MiB"});
+    for (int i = 0; i < 1000; ++i) {
+      const nlohmann::json s = cluster.status();
+      if (layers_of(s, "c") > 0) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    FAIL() << "stage c was given no layers:\n" << cluster.log("broker");
+  });
+  const nlohmann::json s = wait_rebalanced(cluster);
+  EXPECT_GT(layers_of(s, "c"), 0);
+  EXPECT_NE(cluster.log("broker").find("c joined (auto_rebalance)"), std::string::npos);
+  for (size_t i = 0; i < kPrompts.size(); ++i)
+    EXPECT_EQ(got[i], expected[i]) << "prompt '" << kPrompts[i] << "'";
+}
+
 TEST(Rebalance, DrainAndStrategySwitchesMidGenerationChangeNothing) {
   lbtest::TempDir dir("rebalance-drain");
   const std::string model = big_layers_model(dir);
