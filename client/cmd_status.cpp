@@ -82,6 +82,15 @@ void add_status(CLI::App& app) {
                   : j["serving"].get<bool>()   ? "serving"
                                                : "loading");
       print_plan(j["plan"]);
+      if (j.contains("last_migration")) {
+        const auto& m = j["last_migration"];
+        std::printf(
+            "last move epoch %llu (%s): drain %.0f ms, load %.0f ms; %d request(s) kept their KV "
+            "caches (%s moved), %d replayed\n",
+            (unsigned long long)m["epoch"].get<uint64_t>(), m["why"].get<std::string>().c_str(),
+            m["drain_s"].get<double>() * 1e3, m["load_s"].get<double>() * 1e3,
+            m["moved"].get<int>(), format_bytes(m["kv_bytes"]).c_str(), m["replayed"].get<int>());
+      }
     }
     std::printf("requests  %zu", j["requests"].size());
     for (const auto& q : j["requests"]) {
