@@ -88,7 +88,7 @@ const Row kQ8_0 = {
     {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q8_0, vec_dot_q8_0_q8_0_avx2, nullptr,
      each_row<vec_dot_q8_0_q8_0_avx2>, nullptr},
     {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q8_0, vec_dot_q8_0_q8_0_avx512, nullptr,
-     vec_dot_q8_0_q8_0_multi_avx512, nullptr},
+     vec_dot_q8_0_q8_0_multi_avx512, vec_dot_q8_0_q8_0_rows_avx512},
 };
 const Row kQ4_0 = {
     {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q4_0, vec_dot_q4_0_q8_0, nullptr,
@@ -96,7 +96,7 @@ const Row kQ4_0 = {
     {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q4_0, vec_dot_q4_0_q8_0_avx2, nullptr,
      each_row<vec_dot_q4_0_q8_0_avx2>, nullptr},
     {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q4_0, vec_dot_q4_0_q8_0_avx512, nullptr,
-     vec_dot_q4_0_q8_0_multi_avx512, vec_dot_q4_0_q8_0_x2_avx512},
+     vec_dot_q4_0_q8_0_multi_avx512, vec_dot_q4_0_q8_0_rows_avx512},
 };
 const Row kQ4_K = {
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q4_k, vec_dot_q4_k_q8_k, nullptr,
@@ -104,7 +104,7 @@ const Row kQ4_K = {
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q4_k, vec_dot_q4_k_q8_k_avx2, nullptr,
      each_row<vec_dot_q4_k_q8_k_avx2>, nullptr},
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q4_k, vec_dot_q4_k_q8_k_avx512, nullptr,
-     vec_dot_q4_k_q8_k_multi_avx512, vec_dot_q4_k_q8_k_x2_avx512},
+     vec_dot_q4_k_q8_k_multi_avx512, vec_dot_q4_k_q8_k_rows_avx512},
 };
 const Row kQ6_K = {
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q6_k, vec_dot_q6_k_q8_k, nullptr,
