@@ -77,11 +77,13 @@ TEST(VecDotMulti, SameBitsAsVecDotAtEveryLevel) {
   for (GgmlType type : kTypes) {
     const bool k_quant = type == GgmlType::Q4_K || type == GgmlType::Q6_K;
     // Odd and even block counts, whole and partial groups of eight (Q8_0 kernels take blocks in
-    // pairs, Q4_0 kernels in eights).
+    // pairs, Q4_0 kernels in eights, and passes of 64 blocks).
     const std::vector<int64_t> sizes = k_quant ? std::vector<int64_t>{256, 768, 2048}
-                                               : std::vector<int64_t>{32, 96, 160, 288, 2048};
+                                               : std::vector<int64_t>{32, 96, 160, 288, 2048, 2080};
     for (int64_t n : sizes) {
-      const std::vector<uint8_t> w = weights(type, 1, n, uint32_t(n));
+      const int64_t n_rows = 35;  // more than a pass of 32 rows
+      const std::vector<uint8_t> w = weights(type, n_rows, n, uint32_t(n));
+      const size_t wb = lb::row_bytes(type, n);
       for (SimdLevel level : {SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512}) {
         if (level > lb::detected_simd()) continue;
         const lb::Kernels& k = lb::kernels_for(type, level);
@@ -92,13 +94,16 @@ TEST(VecDotMulti, SameBitsAsVecDotAtEveryLevel) {
           k.act_from_float(af.data(), act.data() + size_t(t) * ab, n);
         }
         for (int n_act = 1; n_act <= lb::kMaxDotActs; ++n_act) {
-          float y[2 * lb::kMaxDotActs];
-          k.vec_dot_multi(n, w.data(), act.data(), ab, n_act, y, 2);
+          std::vector<float> y(size_t(lb::kMaxDotActs * n_rows));
+          k.vec_dot_multi(n, w.data(), wb, n_rows, act.data(), ab, n_act, y.data(), size_t(n_rows));
           for (int t = 0; t < n_act; ++t) {
-            const float want = k.vec_dot(n, w.data(), act.data() + size_t(t) * ab);
-            EXPECT_EQ(bits_of(y[2 * t]), bits_of(want))
-                << lb::type_name(type) << " n=" << n << " " << lb::simd_name(level)
-                << " n_act=" << n_act << " row " << t;
+            for (int64_t r = 0; r < n_rows; ++r) {
+              const float want =
+                  k.vec_dot(n, w.data() + size_t(r) * wb, act.data() + size_t(t) * ab);
+              ASSERT_EQ(bits_of(y[size_t(t * n_rows + r)]), bits_of(want))
+                  << lb::type_name(type) << " n=" << n << " " << lb::simd_name(level)
+                  << " n_act=" << n_act << " act row " << t << " weight row " << r;
+            }
           }
         }
       }

@@ -105,14 +105,11 @@ void matmul(ThreadPool& pool, const std::vector<MatmulJob>& jobs, int64_t n_tok,
         }
         r = r0 + kDotRows * part;
       }
-      for (; r < r1; ++r) {
-        const uint8_t* wr = wdata + r * pj->w_row_bytes;
-        if (n_act == 1) {
-          yt[r] = pj->k->vec_dot(w.cols, wr, a);
-        } else {
-          pj->k->vec_dot_multi(w.cols, wr, a, pj->act_row_bytes, int(n_act), yt + r,
-                               size_t(w.rows));
-        }
+      if (n_act == 1) {
+        for (; r < r1; ++r) yt[r] = pj->k->vec_dot(w.cols, wdata + r * pj->w_row_bytes, a);
+      } else {
+        pj->k->vec_dot_multi(w.cols, wdata + r * pj->w_row_bytes, pj->w_row_bytes, r1 - r, a,
+                             pj->act_row_bytes, int(n_act), yt + r, size_t(w.rows));
       }
       t += n_act;
     }

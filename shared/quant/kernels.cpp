@@ -53,12 +53,16 @@ SimdLevel detect() {
   return level;
 }
 
-// A VecDotMultiFn for levels without a dedicated kernel: the vec_dot once per activation row.
+// A VecDotMultiFn for levels without a dedicated kernel: the vec_dot once per pair of rows.
 template <VecDotFn dot>
-void each_row(int64_t n, const void* w, const void* a, size_t a_stride, int n_act, float* y,
-              size_t y_stride) {
-  for (int t = 0; t < n_act; ++t) {
-    y[size_t(t) * y_stride] = dot(n, w, static_cast<const uint8_t*>(a) + size_t(t) * a_stride);
+void each_row(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* a,
+              size_t a_stride, int n_act, float* y, size_t y_stride) {
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const uint8_t* wr = static_cast<const uint8_t*>(w) + size_t(r) * w_stride;
+    for (int t = 0; t < n_act; ++t) {
+      y[size_t(t) * y_stride + size_t(r)] =
+          dot(n, wr, static_cast<const uint8_t*>(a) + size_t(t) * a_stride);
+    }
   }
 }
 

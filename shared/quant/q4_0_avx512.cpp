@@ -9,6 +9,8 @@
 #include "quant/q8_0.hpp"
 #include "quant/simd_x86.hpp"
 
+#include <algorithm>
+
 namespace lb {
 namespace {
 
@@ -106,74 +108,131 @@ void dot_rows(int64_t n, const BlockQ4_0* const* x, const BlockQ8_0* y, float* o
   for (int r = 0; r < R; ++r) out[r] = simd::hsum(acc[r]);
 }
 
-// One weight row against T activation rows: the nibbles become signed q - 8 once per group and
-// each row's activations are made unsigned (a + 128, a xor 0x80), so vpdpbusd gives
-// sum((q - 8) * a) + 128 * sum(q - 8), and the weights' part comes off once per group.
+// One activation group (eight blocks) prepared for the multi-row kernel once for all the weight
+// rows it meets: the quants in the pair layout, 8 * sum(a) per block and the scales, in lane order.
+struct ActGroup {
+  __m256i lo[4], hi[4];
+  __m256i sum8;
+  __m256 d;
+};
+
+inline void prepare_group(const BlockQ8_0* y, ActGroup* g) {
+  const __m256i eight = _mm256_set1_epi8(8);
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i s[4];
+#pragma GCC unroll 4
+  for (int p = 0; p < 4; ++p) {
+    g->lo[p] = load_pair(y[2 * p].qs, y[2 * p + 1].qs);
+    g->hi[p] = load_pair(y[2 * p].qs + 16, y[2 * p + 1].qs + 16);
+    s[p] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, eight, g->lo[p]), eight, g->hi[p]);
+  }
+  g->sum8 = fold(s);
+  g->d = act_scales(y);
+}
+
+// Groups prepared per pass: T rows of them (at most 8 x 8 x 320 bytes) stay in L1 while the weight
+// rows pass over them.
+constexpr int kPassGroups = 8;
+// Weight rows per pass, whose accumulators are kept between passes.
+constexpr int64_t kPassRows = 32;
+
+// One weight group against T prepared activation groups: the nibbles are unpacked once, and per
+// activation row eight vpdpbusd take the prepared quants straight from memory.
 template <int T>
-__attribute__((always_inline)) inline void group_acts(const BlockQ4_0* x, const BlockQ8_0* const* y,
+__attribute__((always_inline)) inline void group_acts(const BlockQ4_0* x,
+                                                      const ActGroup (*a)[kPassGroups], int g,
                                                       __m256* acc) {
   const __m256i m4 = _mm256_set1_epi8(0x0f);
-  const __m256i eight = _mm256_set1_epi8(8);
-  const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
   const __m256i zero = _mm256_setzero_si256();
-  __m256i lo[4], hi[4], c[4];
+  __m256i lo[4], hi[4];
 #pragma GCC unroll 4
   for (int p = 0; p < 4; ++p) {
     const __m256i q = load_pair(x[2 * p].qs, x[2 * p + 1].qs);
-    lo[p] = _mm256_sub_epi8(_mm256_and_si256(q, m4), eight);
-    hi[p] = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), eight);
-    c[p] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, bias, lo[p]), bias, hi[p]);
+    lo[p] = _mm256_and_si256(q, m4);
+    hi[p] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
   }
-  const __m256i corr = fold(c);
   const __m256 dw = weight_scales(x);
 #pragma GCC unroll 8
   for (int t = 0; t < T; ++t) {
-    const BlockQ8_0* yb = y[t];
+    const ActGroup& ag = a[t][g];
     __m256i v[4];
 #pragma GCC unroll 4
     for (int p = 0; p < 4; ++p) {
-      const __m256i a_lo = _mm256_xor_si256(load_pair(yb[2 * p].qs, yb[2 * p + 1].qs), bias);
-      const __m256i a_hi =
-          _mm256_xor_si256(load_pair(yb[2 * p].qs + 16, yb[2 * p + 1].qs + 16), bias);
-      v[p] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, a_lo, lo[p]), a_hi, hi[p]);
+      v[p] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, lo[p], ag.lo[p]), hi[p], ag.hi[p]);
     }
-    acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, act_scales(yb)),
-                             _mm256_cvtepi32_ps(_mm256_sub_epi32(fold(v), corr)), acc[t]);
+    acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, ag.d),
+                             _mm256_cvtepi32_ps(_mm256_sub_epi32(fold(v), ag.sum8)), acc[t]);
   }
 }
 
+// Weight rows against T activation rows, kPassRows rows by kPassGroups groups at a time: each
+// activation group is prepared once per kPassRows weight rows. Every (weight row, activation row)
+// accumulator takes its groups in order, so the bits are vec_dot's.
 template <int T>
-void dot_acts(int64_t n, const BlockQ4_0* x, const uint8_t* act, size_t a_stride, float* out,
-              size_t out_stride) {
+void dot_acts(int64_t n, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* act,
+              size_t a_stride, float* y, size_t y_stride) {
   const int64_t nb = n / kQK4_0;
-  const BlockQ8_0* y[T];
-  __m256 acc[T];
-#pragma GCC unroll 8
-  for (int t = 0; t < T; ++t) {
-    y[t] = reinterpret_cast<const BlockQ8_0*>(act + size_t(t) * a_stride);
-    acc[t] = _mm256_setzero_ps();
-  }
-  int64_t b = 0;
-  for (; b + 8 <= nb; b += 8) {
-    const BlockQ8_0* yb[T];
-#pragma GCC unroll 8
-    for (int t = 0; t < T; ++t) yb[t] = y[t] + b;
-    group_acts<T>(x + b, yb, acc);
-  }
-  if (b < nb) {
-    // The last blocks, zero-padded to a group (see q4_0_avx2.cpp).
-    BlockQ4_0 xt[8] = {};
-    BlockQ8_0 yt[T][8] = {};
-    const BlockQ8_0* yp[T];
-    std::memcpy(xt, x + b, size_t(nb - b) * sizeof(BlockQ4_0));
-    for (int t = 0; t < T; ++t) {
-      std::memcpy(yt[t], y[t] + b, size_t(nb - b) * sizeof(BlockQ8_0));
-      yp[t] = yt[t];
+  const int64_t n_groups = (nb + 7) / 8;
+  ActGroup prepared[T][kPassGroups];
+  __m256 acc[kPassRows][T];
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kPassRows) {
+    const int64_t rows = std::min(kPassRows, n_rows - r0);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
     }
-    group_acts<T>(xt, yp, acc);
-  }
+    for (int64_t g0 = 0; g0 < n_groups; g0 += kPassGroups) {
+      const int groups = int(std::min<int64_t>(kPassGroups, n_groups - g0));
+      // A last partial group is zero-padded (see q4_0_avx2.cpp).
+      const int64_t tail = 8 * (g0 + groups) > nb ? nb - 8 * (g0 + groups - 1) : 0;
+      for (int t = 0; t < T; ++t) {
+        const BlockQ8_0* yt = reinterpret_cast<const BlockQ8_0*>(act + size_t(t) * a_stride);
+        for (int g = 0; g < groups; ++g) {
+          const int64_t b = 8 * (g0 + g);
+          if (b + 8 <= nb) {
+            prepare_group(yt + b, &prepared[t][g]);
+          } else {
+            BlockQ8_0 pad[8] = {};
+            std::memcpy(pad, yt + b, size_t(tail) * sizeof(BlockQ8_0));
+            prepare_group(pad, &prepared[t][g]);
+          }
+        }
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        const BlockQ4_0* x = reinterpret_cast<const BlockQ4_0*>(w + size_t(r0 + r) * w_stride);
+        // The weights are read a row's pass (up to 1152 bytes) at a time, a row apart: too short
+        // a stream for the hardware prefetchers, so the next one is prefetched meanwhile.
+        const uint8_t* next = nullptr;
+        if (r + 1 < rows) {
+          next = reinterpret_cast<const uint8_t*>(x + 8 * g0) + w_stride;
+        } else if (g0 + kPassGroups < n_groups) {
+          next = w + size_t(r0) * w_stride + size_t(8 * (g0 + kPassGroups)) * sizeof(BlockQ4_0);
+        }
+        __m256 a[T];
 #pragma GCC unroll 8
-  for (int t = 0; t < T; ++t) out[size_t(t) * out_stride] = simd::hsum(acc[t]);
+        for (int t = 0; t < T; ++t) a[t] = acc[r][t];
+        const int full = tail ? groups - 1 : groups;
+        for (int g = 0; g < full; ++g) {
+          if (next) {
+            const char* pf = reinterpret_cast<const char*>(next) + 8 * g * sizeof(BlockQ4_0);
+            _mm_prefetch(pf, _MM_HINT_T0);
+            _mm_prefetch(pf + 64, _MM_HINT_T0);
+            _mm_prefetch(pf + 128, _MM_HINT_T0);
+          }
+          group_acts<T>(x + 8 * (g0 + g), prepared, g, a);
+        }
+        if (tail) {
+          BlockQ4_0 pad[8] = {};
+          std::memcpy(pad, x + 8 * (g0 + full), size_t(tail) * sizeof(BlockQ4_0));
+          group_acts<T>(pad, prepared, full, a);
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) acc[r][t] = a[t];
+      }
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int t = 0; t < T; ++t) y[size_t(t) * y_stride + size_t(r0 + r)] = simd::hsum(acc[r][t]);
+    }
+  }
 }
 
 }  // namespace
@@ -194,12 +253,14 @@ void vec_dot_q4_0_q8_0_rows_avx512(int64_t n, const void* w, size_t w_stride, co
   dot_rows<kDotRows>(n, x, static_cast<const BlockQ8_0*>(a), y);
 }
 
-void vec_dot_q4_0_q8_0_multi_avx512(int64_t n, const void* w, const void* a, size_t a_stride,
-                                    int n_act, float* y, size_t y_stride) {
-  const BlockQ4_0* x = static_cast<const BlockQ4_0*>(w);
+void vec_dot_q4_0_q8_0_multi_avx512(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
+                                    const void* a, size_t a_stride, int n_act, float* y,
+                                    size_t y_stride) {
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
   const uint8_t* act = static_cast<const uint8_t*>(a);
-  simd::with_act_count(
-      n_act, [&](auto t) { dot_acts<decltype(t)::value>(n, x, act, a_stride, y, y_stride); });
+  simd::with_act_count(n_act, [&](auto t) {
+    dot_acts<decltype(t)::value>(n, wb, w_stride, n_rows, act, a_stride, y, y_stride);
+  });
 }
 
 }  // namespace lb

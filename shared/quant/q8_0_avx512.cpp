@@ -75,12 +75,17 @@ void dot_multi(int64_t n, const BlockQ8_0* x, const uint8_t* act, size_t a_strid
 
 }  // namespace
 
-void vec_dot_q8_0_q8_0_multi_avx512(int64_t n, const void* w, const void* a, size_t a_stride,
-                                    int n_act, float* y, size_t y_stride) {
-  const BlockQ8_0* x = static_cast<const BlockQ8_0*>(w);
+void vec_dot_q8_0_q8_0_multi_avx512(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
+                                    const void* a, size_t a_stride, int n_act, float* y,
+                                    size_t y_stride) {
   const uint8_t* act = static_cast<const uint8_t*>(a);
-  simd::with_act_count(
-      n_act, [&](auto t) { dot_multi<decltype(t)::value>(n, x, act, a_stride, y, y_stride); });
+  simd::with_act_count(n_act, [&](auto t) {
+    for (int64_t r = 0; r < n_rows; ++r) {
+      const BlockQ8_0* x =
+          reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(w) + size_t(r) * w_stride);
+      dot_multi<decltype(t)::value>(n, x, act, a_stride, y + r, y_stride);
+    }
+  });
 }
 
 namespace {
