@@ -1,7 +1,8 @@
 // Throughput of the vec_dot kernels: GB/s of weight bytes streamed by a matrix-vector product
 // (rows x 5632 weights, the decode hot path), per weight type and SIMD level on one thread, plus
 // the best level on two threads (rows split in halves), next to the memory read bandwidth of this
-// machine (memchr over the buffer: glibc's vectorised read loop) for reference.
+// machine (memchr over the buffer: glibc's vectorised read loop) for reference; then, in L2, the
+// kernels decode steps use: several weight rows per call, and a batch of activation rows.
 //
 // Times are per-thread CPU times (CLOCK_THREAD_CPUTIME_ID; for two threads the slower one), so
 // other processes sharing the cores do not skew the figures; memory stalls still count.
@@ -153,6 +154,7 @@ int main() {
   std::vector<uint8_t> weights;
   weights.reserve(target + (64u << 20));
   std::string l2_table;
+  std::string decode_table;
   for (const TypeCase& tc : types) {
     const size_t row = lb::row_bytes(tc.type, kCols);
     const size_t matrix = row * kRows;
@@ -226,9 +228,65 @@ int main() {
     }
     l2_table += std::string(lb::type_name(tc.type)) +
                 std::string(25 - std::strlen(lb::type_name(tc.type)), ' ') + line + "\n";
+
+    // The decode kernels matmul calls, on the same rows in L2 at the best level: kDotRows weight
+    // rows per call against one activation row, and 64-row ranges against kMaxDotActs rows.
+    {
+      const int64_t range = std::min<int64_t>(64, int64_t(l2_rows));
+      const int64_t rows_l2 = int64_t(l2_rows) / range * range;
+      std::vector<uint8_t> acts(lb::row_bytes(k.act_type, kCols) * lb::kMaxDotActs + 64);
+      const size_t ab = lb::row_bytes(k.act_type, kCols);
+      for (int t = 0; t < lb::kMaxDotActs; ++t) {
+        const std::vector<float> af = random_floats(kCols, uint32_t(10 + t));
+        k.act_from_float(af.data(), acts.data() + size_t(t) * ab, kCols);
+      }
+      char cell[64];
+      if (k.vec_dot_rows) {
+        const int64_t part = rows_l2 / lb::kDotRows;
+        const double gbps = best_gbps(size_t(rows_l2) * row * size_t(reps), 1, [&](int) {
+          float sum = 0.0f;
+          float y[lb::kDotRows];
+          for (int i = 0; i < reps; ++i) {
+            for (int64_t r = 0; r < part; ++r) {
+              k.vec_dot_rows(kCols, weights.data() + size_t(r) * row, size_t(part) * row,
+                             acts.data(), y);
+              sum += y[0];
+            }
+          }
+          g_sink_f = sum;
+        });
+        std::snprintf(cell, sizeof cell, " %10.2f", gbps);
+      } else {
+        std::snprintf(cell, sizeof cell, " %10s", "-");
+      }
+      std::string line2 = cell;
+      {
+        std::vector<float> y(size_t(lb::kMaxDotActs * rows_l2));
+        const int r = std::max(1, reps / lb::kMaxDotActs);
+        const double gbps = best_gbps(size_t(rows_l2) * row * size_t(r), 1, [&](int) {
+          for (int i = 0; i < r; ++i) {
+            for (int64_t r0 = 0; r0 < rows_l2; r0 += range) {
+              k.vec_dot_multi(kCols, weights.data() + size_t(r0) * row, row, range, acts.data(), ab,
+                              lb::kMaxDotActs, y.data() + r0, size_t(rows_l2));
+            }
+          }
+          g_sink_f = y[0];
+        });
+        std::snprintf(cell, sizeof cell, " %16.2f", gbps * lb::kMaxDotActs);
+      }
+      line2 += cell;
+      decode_table += std::string(lb::type_name(tc.type)) +
+                      std::string(8 - std::strlen(lb::type_name(tc.type)), ' ') + line2 + "\n";
+    }
   }
   std::printf("\nin L2 (512 KiB of rows, repeated): compute-bound GB/s\n%-25s", "type");
   for (lb::SimdLevel level : levels) std::printf(" %8s", lb::simd_name(level));
   std::printf("\n%s", l2_table.c_str());
+  std::printf(
+      "\nin L2, the decode kernels at the best level: vec_dot_rows (%d weight rows per call) in "
+      "GB/s,\nvec_dot_multi (up to 64 weight rows x %d activation rows per call) in GB/s x "
+      "activation "
+      "rows\n%-8s %10s %16s\n%s",
+      lb::kDotRows, lb::kMaxDotActs, "type", "rows", "multi", decode_table.c_str());
   return 0;
 }

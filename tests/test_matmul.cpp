@@ -76,11 +76,14 @@ const GgmlType kTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::Q8_0,
 TEST(VecDotMulti, SameBitsAsVecDotAtEveryLevel) {
   for (GgmlType type : kTypes) {
     const bool k_quant = type == GgmlType::Q4_K || type == GgmlType::Q6_K;
-    // Odd and even block counts (Q4_0 and Q8_0 kernels take blocks in pairs and fours).
-    const std::vector<int64_t> sizes =
-        k_quant ? std::vector<int64_t>{256, 768, 2048} : std::vector<int64_t>{32, 96, 160, 2048};
+    // Odd and even block counts, whole and partial groups of eight (Q8_0 kernels take blocks in
+    // pairs, Q4_0 kernels in eights, and passes of 64 blocks).
+    const std::vector<int64_t> sizes = k_quant ? std::vector<int64_t>{256, 768, 2048}
+                                               : std::vector<int64_t>{32, 96, 160, 288, 2048, 2080};
     for (int64_t n : sizes) {
-      const std::vector<uint8_t> w = weights(type, 1, n, uint32_t(n));
+      const int64_t n_rows = 35;  // more than a pass of 32 rows
+      const std::vector<uint8_t> w = weights(type, n_rows, n, uint32_t(n));
+      const size_t wb = lb::row_bytes(type, n);
       for (SimdLevel level : {SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512}) {
         if (level > lb::detected_simd()) continue;
         const lb::Kernels& k = lb::kernels_for(type, level);
@@ -91,13 +94,16 @@ TEST(VecDotMulti, SameBitsAsVecDotAtEveryLevel) {
           k.act_from_float(af.data(), act.data() + size_t(t) * ab, n);
         }
         for (int n_act = 1; n_act <= lb::kMaxDotActs; ++n_act) {
-          float y[2 * lb::kMaxDotActs];
-          k.vec_dot_multi(n, w.data(), act.data(), ab, n_act, y, 2);
+          std::vector<float> y(size_t(lb::kMaxDotActs * n_rows));
+          k.vec_dot_multi(n, w.data(), wb, n_rows, act.data(), ab, n_act, y.data(), size_t(n_rows));
           for (int t = 0; t < n_act; ++t) {
-            const float want = k.vec_dot(n, w.data(), act.data() + size_t(t) * ab);
-            EXPECT_EQ(bits_of(y[2 * t]), bits_of(want))
-                << lb::type_name(type) << " n=" << n << " " << lb::simd_name(level)
-                << " n_act=" << n_act << " row " << t;
+            for (int64_t r = 0; r < n_rows; ++r) {
+              const float want =
+                  k.vec_dot(n, w.data() + size_t(r) * wb, act.data() + size_t(t) * ab);
+              ASSERT_EQ(bits_of(y[size_t(t * n_rows + r)]), bits_of(want))
+                  << lb::type_name(type) << " n=" << n << " " << lb::simd_name(level)
+                  << " n_act=" << n_act << " act row " << t << " weight row " << r;
+            }
           }
         }
       }
@@ -105,26 +111,26 @@ TEST(VecDotMulti, SameBitsAsVecDotAtEveryLevel) {
   }
 }
 
-// vec_dot_2 (two weight rows, one activation row) against vec_dot row by row, bit for bit.
-TEST(VecDot2, SameBitsAsVecDotAtEveryLevel) {
+// vec_dot_rows (kDotRows weight rows, one activation row) against vec_dot row by row, bit for bit.
+TEST(VecDotRows, SameBitsAsVecDotAtEveryLevel) {
   for (GgmlType type : kTypes) {
     const bool k_quant = type == GgmlType::Q4_K || type == GgmlType::Q6_K;
     const std::vector<int64_t> sizes = k_quant ? std::vector<int64_t>{256, 768, 2048}
-                                               : std::vector<int64_t>{32, 64, 96, 160, 2048};
+                                               : std::vector<int64_t>{32, 64, 96, 160, 288, 2048};
     for (int64_t n : sizes) {
-      const std::vector<uint8_t> w = weights(type, 2, n, uint32_t(n + 7));
+      const std::vector<uint8_t> w = weights(type, lb::kDotRows, n, uint32_t(n + 7));
       const size_t wb = lb::row_bytes(type, n);
       for (SimdLevel level : {SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512}) {
         if (level > lb::detected_simd()) continue;
         const lb::Kernels& k = lb::kernels_for(type, level);
-        if (!k.vec_dot_2) continue;
+        if (!k.vec_dot_rows) continue;
         const size_t ab = lb::row_bytes(k.act_type, n);
         std::vector<uint8_t> act(ab);
         const std::vector<float> af = random_floats(n, uint32_t(3 * n), 2.0f);
         k.act_from_float(af.data(), act.data(), n);
-        float y[2];
-        k.vec_dot_2(n, w.data(), wb, act.data(), y);
-        for (int r = 0; r < 2; ++r) {
+        float y[lb::kDotRows];
+        k.vec_dot_rows(n, w.data(), wb, act.data(), y);
+        for (int r = 0; r < lb::kDotRows; ++r) {
           const float want = k.vec_dot(n, w.data() + size_t(r) * wb, act.data());
           EXPECT_EQ(bits_of(y[r]), bits_of(want))
               << lb::type_name(type) << " n=" << n << " " << lb::simd_name(level) << " row " << r;
@@ -138,21 +144,23 @@ TEST(VecDot2, SameBitsAsVecDotAtEveryLevel) {
 TEST(Matmul, BatchAndThreadsIrrelevant) {
   const int64_t cols = 512;
   const int64_t rows = 72;  // not a multiple of the rows per task
-  const int64_t n_tok = 7;  // groups of 4 and 3
-  const std::vector<float> x = random_floats(n_tok * cols, 5);
-  lb::ThreadPool one(1);
-  lb::ThreadPool two(2);
-  for (GgmlType type : kTypes) {
-    const std::vector<uint8_t> w = weights(type, rows, cols, 9);
-    const lb::Matrix m{w.data(), type, cols, rows};
-    std::vector<float> batched(size_t(n_tok * rows));
-    lb::matmul(two, m, x.data(), batched.data(), n_tok);
-    for (int64_t t = 0; t < n_tok; ++t) {
-      std::vector<float> alone(static_cast<size_t>(rows));
-      lb::matmul(one, m, x.data() + t * cols, alone.data(), 1);
-      for (int64_t r = 0; r < rows; ++r) {
-        ASSERT_EQ(bits_of(batched[size_t(t * rows + r)]), bits_of(alone[size_t(r)]))
-            << lb::type_name(type) << " token " << t << " row " << r;
+  // A decode-sized batch (one multi-row group of 5) and a larger one (groups of 8 and 3).
+  for (int64_t n_tok : {5, 11}) {
+    const std::vector<float> x = random_floats(n_tok * cols, 5);
+    lb::ThreadPool one(1);
+    lb::ThreadPool two(2);
+    for (GgmlType type : kTypes) {
+      const std::vector<uint8_t> w = weights(type, rows, cols, 9);
+      const lb::Matrix m{w.data(), type, cols, rows};
+      std::vector<float> batched(size_t(n_tok * rows));
+      lb::matmul(two, m, x.data(), batched.data(), n_tok);
+      for (int64_t t = 0; t < n_tok; ++t) {
+        std::vector<float> alone(static_cast<size_t>(rows));
+        lb::matmul(one, m, x.data() + t * cols, alone.data(), 1);
+        for (int64_t r = 0; r < rows; ++r) {
+          ASSERT_EQ(bits_of(batched[size_t(t * rows + r)]), bits_of(alone[size_t(r)]))
+              << lb::type_name(type) << " n_tok " << n_tok << " token " << t << " row " << r;
+        }
       }
     }
   }

@@ -645,11 +645,12 @@ DotCase make_case(GgmlType type, int64_t n, const std::vector<float>& wf,
   return c;
 }
 
-// The types whose dots follow ggml's summation order exactly: every level must give the scalar
-// reference's bits (so AVX2 and AVX-512 machines agree bit for bit). The others (not in ggml's
-// order) only agree within rounding.
-bool ggml_ordered(GgmlType type) {
-  return type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::Q8_0;
+// The types whose dots follow one summation order at every level: ggml's (F32, F16, Q8_0) or
+// layerbus's own (Q4_0, see q4_0.hpp). Every level must give the scalar reference's bits (so AVX2
+// and AVX-512 machines agree bit for bit). The others only agree within rounding.
+bool level_exact(GgmlType type) {
+  return type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::Q8_0 ||
+         type == GgmlType::Q4_0;
 }
 
 void check_dot_fn(GgmlType type, const DotCase& c, int64_t n, lb::VecDotFn lb::Kernels::*fn,
@@ -661,7 +662,7 @@ void check_dot_fn(GgmlType type, const DotCase& c, int64_t n, lb::VecDotFn lb::K
     if (level > lb::detected_simd()) continue;
     const auto dot = lb::kernels_for(type, level).*fn;
     const float got = dot(n, c.w.data(), c.a.data());
-    if (ggml_ordered(type)) {
+    if (level_exact(type)) {
       EXPECT_EQ(bits_of(got), bits_of(ref))
           << lb::type_name(type) << " " << what << " n=" << n << " at " << lb::simd_name(level)
           << ": " << got << " vs scalar " << ref;
@@ -723,7 +724,7 @@ TEST(Dot, Q8_0) {
 }
 
 TEST(Dot, Q4_0) {
-  for (int64_t n : {32, 64, 96, 160, 2048, 5632}) {
+  for (int64_t n : {32, 64, 96, 160, 256, 288, 352, 2048, 5632}) {
     const std::vector<float> w = test_data(n, 1100 + n);
     check_dots(GgmlType::Q4_0, make_case(GgmlType::Q4_0, n, w, lb::quantize_row_q4_0_ref, 1200 + n),
                n);
@@ -871,6 +872,34 @@ TEST(Dot, Q8_0GgmlOrder) {
   for (SimdLevel level : all_levels()) {
     if (level > lb::detected_simd()) continue;
     EXPECT_EQ(bits_of(lb::kernels_for(GgmlType::Q8_0, level).vec_dot(n, w.data(), a.data())),
+              bits_of(want))
+        << lb::simd_name(level);
+  }
+}
+
+// Q4_0's own order (q4_0.hpp): one accumulator per block index mod 8, summed in a fixed tree;
+// 11 blocks cover a whole group of eight and a partial one.
+TEST(Dot, Q4_0Order) {
+  const int64_t n = 352;
+  const std::vector<float> wf = test_data(n, 45), af = test_data(n, 46);
+  std::vector<lb::BlockQ4_0> w(n / 32);
+  std::vector<lb::BlockQ8_0> a(n / 32);
+  lb::quantize_row_q4_0_ref(wf.data(), w.data(), n);
+  lb::quantize_row_q8_0(af.data(), a.data(), n);
+  float acc[8] = {};
+  for (size_t b = 0; b < w.size(); ++b) {
+    int isum = 0;
+    for (int j = 0; j < 16; ++j) {
+      isum += ((w[b].qs[j] & 15) - 8) * a[b].qs[j] + ((w[b].qs[j] >> 4) - 8) * a[b].qs[j + 16];
+    }
+    const float d = lb::fp16_to_fp32(w[b].d) * lb::fp16_to_fp32(a[b].d);
+    acc[b % 8] = std::fma(d, float(isum), acc[b % 8]);
+  }
+  const float want =
+      ((acc[0] + acc[1]) + (acc[4] + acc[5])) + ((acc[2] + acc[3]) + (acc[6] + acc[7]));
+  for (SimdLevel level : all_levels()) {
+    if (level > lb::detected_simd()) continue;
+    EXPECT_EQ(bits_of(lb::kernels_for(GgmlType::Q4_0, level).vec_dot(n, w.data(), a.data())),
               bits_of(want))
         << lb::simd_name(level);
   }

@@ -92,28 +92,24 @@ void matmul(ThreadPool& pool, const std::vector<MatmulJob>& jobs, int64_t n_tok,
       int64_t n_act = 1;
       while (n_act < kMaxDotActs && t + n_act < n_tok && !uses_gemm(t + n_act)) ++n_act;
       int64_t r = r0;
-      if (n_act == 1 && pj->k->vec_dot_2) {
-        // Decode: two weight rows share the activation row's loads. The rows are taken from the
-        // two halves of the task's rows, so the weights stay two long sequential streams (pairs
-        // of neighbouring rows restart a stream every row, which the prefetchers lose on).
-        const int64_t half = (r1 - r0) / 2;
-        const size_t stride = size_t(half) * pj->w_row_bytes;
-        for (int64_t i = 0; i < half; ++i) {
-          float y2[2];
-          pj->k->vec_dot_2(w.cols, wdata + (r0 + i) * pj->w_row_bytes, stride, a, y2);
-          yt[r0 + i] = y2[0];
-          yt[r0 + half + i] = y2[1];
+      if (n_act == 1 && pj->k->vec_dot_rows) {
+        // Decode: kDotRows weight rows share the activation row's loads. The rows are taken from
+        // the task's rows split in kDotRows parts, so the weights stay long sequential streams
+        // (neighbouring rows restart a stream every row, which the prefetchers lose on).
+        const int64_t part = (r1 - r0) / kDotRows;
+        const size_t stride = size_t(part) * pj->w_row_bytes;
+        for (int64_t i = 0; i < part; ++i) {
+          float yr[kDotRows];
+          pj->k->vec_dot_rows(w.cols, wdata + (r0 + i) * pj->w_row_bytes, stride, a, yr);
+          for (int j = 0; j < kDotRows; ++j) yt[r0 + j * part + i] = yr[j];
         }
-        r = r0 + 2 * half;
+        r = r0 + kDotRows * part;
       }
-      for (; r < r1; ++r) {
-        const uint8_t* wr = wdata + r * pj->w_row_bytes;
-        if (n_act == 1) {
-          yt[r] = pj->k->vec_dot(w.cols, wr, a);
-        } else {
-          pj->k->vec_dot_multi(w.cols, wr, a, pj->act_row_bytes, int(n_act), yt + r,
-                               size_t(w.rows));
-        }
+      if (n_act == 1) {
+        for (; r < r1; ++r) yt[r] = pj->k->vec_dot(w.cols, wdata + r * pj->w_row_bytes, a);
+      } else {
+        pj->k->vec_dot_multi(w.cols, wdata + r * pj->w_row_bytes, pj->w_row_bytes, r1 - r, a,
+                             pj->act_row_bytes, int(n_act), yt + r, size_t(w.rows));
       }
       t += n_act;
     }

@@ -17,32 +17,42 @@ ThreadPool::~ThreadPool() {
   for (std::thread& t : workers_) t.join();
 }
 
-void ThreadPool::drain_tasks() {
-  for (;;) {
-    int64_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
-    if (task >= n_tasks_) return;
-    try {
-      (*fn_)(task);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!error_) error_ = std::current_exception();
-    }
+void ThreadPool::run_task(const std::function<void(int64_t)>& fn, int64_t task) {
+  try {
+    fn(task);
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!error_) error_ = std::current_exception();
+  }
+  if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    // The last task of the run: the caller may be asleep waiting for it.
+    std::lock_guard<std::mutex> lock(mu_);
+    done_.notify_one();
   }
 }
 
 void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
+    const std::function<void(int64_t)>* fn;
+    int64_t shared_tasks;
     {
       std::unique_lock<std::mutex> lock(mu_);
       wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
       if (stop_) return;
       seen = generation_;
+      fn = fn_;
+      shared_tasks = shared_tasks_;
+      ++in_run_;
     }
-    drain_tasks();
+    for (;;) {
+      const int64_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
+      if (task >= shared_tasks) break;
+      run_task(*fn, task);
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (--busy_ == 0) done_.notify_one();
+      if (--in_run_ == 0) idle_.notify_one();
     }
   }
 }
@@ -55,22 +65,33 @@ void ThreadPool::run(int64_t n_tasks, const std::function<void(int64_t)>& fn) {
     return;
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
+    // A worker that woke late for the previous run may still be looking at its counter.
+    idle_.wait(lock, [&] { return in_run_ == 0; });
     fn_ = &fn;
-    n_tasks_ = n_tasks;
+    // The last task is the caller's own: it runs it after the shared ones, so it usually
+    // finishes last and need not sleep until a worker's last task is done (waking a sleeping
+    // thread costs tens of microseconds on a virtual machine).
+    shared_tasks_ = n_tasks - 1;
     next_task_.store(0, std::memory_order_relaxed);
+    pending_.store(n_tasks, std::memory_order_relaxed);
     error_ = nullptr;
-    busy_ = int(workers_.size());
     ++generation_;
   }
   wake_.notify_all();
-  drain_tasks();
+  for (;;) {
+    const int64_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
+    if (task >= n_tasks - 1) break;
+    run_task(fn, task);
+  }
+  run_task(fn, n_tasks - 1);
   std::exception_ptr error;
   {
+    // Only the tasks are waited for, not the workers: one that has not woken up yet finds
+    // nothing left to do when it does.
     std::unique_lock<std::mutex> lock(mu_);
-    done_.wait(lock, [&] { return busy_ == 0; });
+    done_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
     error = error_;
-    fn_ = nullptr;
   }
   if (error) std::rethrow_exception(error);
 }

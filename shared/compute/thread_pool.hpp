@@ -28,20 +28,23 @@ class ThreadPool {
 
  private:
   void worker_loop();
-  void drain_tasks();
+  // Runs one task, records its exception, and wakes the caller when it was the run's last.
+  void run_task(const std::function<void(int64_t)>& fn, int64_t task);
 
   int n_threads_;
   std::vector<std::thread> workers_;
   std::mutex mu_;
-  std::condition_variable wake_;
-  std::condition_variable done_;
-  uint64_t generation_ = 0;  // bumped for each run(); workers wait for a new one
+  std::condition_variable wake_;  // workers: a new run
+  std::condition_variable done_;  // caller: the run's tasks are done
+  std::condition_variable idle_;  // caller: no worker is still inside the previous run
+  uint64_t generation_ = 0;       // bumped for each run(); workers wait for a new one
   bool stop_ = false;
-  int busy_ = 0;  // workers still inside the current run
+  int in_run_ = 0;  // workers between picking up a run and finding its tasks taken
 
   const std::function<void(int64_t)>* fn_ = nullptr;
-  int64_t n_tasks_ = 0;
+  int64_t shared_tasks_ = 0;  // tasks [0, shared_tasks_) are handed out to any thread
   std::atomic<int64_t> next_task_{0};
+  std::atomic<int64_t> pending_{0};  // tasks of the current run not finished yet
   std::exception_ptr error_;
   std::mutex run_mu_;  // one run() at a time
 };

@@ -27,16 +27,21 @@ enum class GgmlType : uint32_t {
 // Dot product of one weight row (n elements, stored in the weight type) with one activation row
 // (stored in that weight type's activation type, see TypeInfo::act_type).
 using VecDotFn = float (*)(int64_t n, const void* weight_row, const void* act_row);
-// One weight row against n_act (1..kMaxDotActs) activation rows a + t * a_stride bytes:
-// y[t * y_stride] = vec_dot(n, weight_row, that row), bit for bit, with the weight row loaded and
-// unpacked once for all of them (what makes a batch of decode rows cheaper than its rows alone).
-using VecDotMultiFn = void (*)(int64_t n, const void* weight_row, const void* act, size_t a_stride,
-                               int n_act, float* y, size_t y_stride);
-constexpr int kMaxDotActs = 4;
-// Two weight rows (w and w + w_stride bytes) against one activation row: y[0], y[1] =
-// vec_dot(n, each row, act_row), bit for bit, sharing the activation's loads and sums (decode).
-using VecDot2Fn = void (*)(int64_t n, const void* w, size_t w_stride, const void* act_row,
-                           float* y);
+// Weight rows w + r * w_stride bytes (r < n_rows) against n_act (1..kMaxDotActs) activation rows
+// a + t * a_stride bytes: y[t * y_stride + r] = vec_dot(n, weight row r, activation row t), bit for
+// bit. Each weight row is loaded and unpacked once for all activation rows (what makes a batch of
+// decode rows cheaper than its rows alone), and a kernel may prepare the activation rows once for
+// all weight rows.
+using VecDotMultiFn = void (*)(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
+                               const void* act, size_t a_stride, int n_act, float* y,
+                               size_t y_stride);
+constexpr int kMaxDotActs = 8;
+// kDotRows weight rows (w + i * w_stride bytes) against one activation row: y[i] =
+// vec_dot(n, row i, act_row), bit for bit, sharing the activation's loads and unpacking (decode).
+// Several independent rows also give the out-of-order core independent dependency chains.
+constexpr int kDotRows = 4;
+using VecDotRowsFn = void (*)(int64_t n, const void* w, size_t w_stride, const void* act_row,
+                              float* y);
 // Converts n floats to a row of the given type (n a multiple of the block size).
 using FromFloatFn = void (*)(const float* src, void* dst, int64_t n);
 // Converts a row of n elements of the given type to floats.

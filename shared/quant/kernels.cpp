@@ -53,12 +53,16 @@ SimdLevel detect() {
   return level;
 }
 
-// A VecDotMultiFn for levels without a dedicated kernel: the vec_dot once per activation row.
+// A VecDotMultiFn for levels without a dedicated kernel: the vec_dot once per pair of rows.
 template <VecDotFn dot>
-void each_row(int64_t n, const void* w, const void* a, size_t a_stride, int n_act, float* y,
-              size_t y_stride) {
-  for (int t = 0; t < n_act; ++t) {
-    y[size_t(t) * y_stride] = dot(n, w, static_cast<const uint8_t*>(a) + size_t(t) * a_stride);
+void each_row(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* a,
+              size_t a_stride, int n_act, float* y, size_t y_stride) {
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const uint8_t* wr = static_cast<const uint8_t*>(w) + size_t(r) * w_stride;
+    for (int t = 0; t < n_act; ++t) {
+      y[size_t(t) * y_stride + size_t(r)] =
+          dot(n, wr, static_cast<const uint8_t*>(a) + size_t(t) * a_stride);
+    }
   }
 }
 
@@ -88,7 +92,7 @@ const Row kQ8_0 = {
     {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q8_0, vec_dot_q8_0_q8_0_avx2, nullptr,
      each_row<vec_dot_q8_0_q8_0_avx2>, nullptr},
     {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q8_0, vec_dot_q8_0_q8_0_avx512, nullptr,
-     vec_dot_q8_0_q8_0_multi_avx512, nullptr},
+     vec_dot_q8_0_q8_0_multi_avx512, vec_dot_q8_0_q8_0_rows_avx512},
 };
 const Row kQ4_0 = {
     {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q4_0, vec_dot_q4_0_q8_0, nullptr,
@@ -96,7 +100,7 @@ const Row kQ4_0 = {
     {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q4_0, vec_dot_q4_0_q8_0_avx2, nullptr,
      each_row<vec_dot_q4_0_q8_0_avx2>, nullptr},
     {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q4_0, vec_dot_q4_0_q8_0_avx512, nullptr,
-     vec_dot_q4_0_q8_0_multi_avx512, vec_dot_q4_0_q8_0_x2_avx512},
+     vec_dot_q4_0_q8_0_multi_avx512, vec_dot_q4_0_q8_0_rows_avx512},
 };
 const Row kQ4_K = {
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q4_k, vec_dot_q4_k_q8_k, nullptr,
@@ -104,7 +108,7 @@ const Row kQ4_K = {
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q4_k, vec_dot_q4_k_q8_k_avx2, nullptr,
      each_row<vec_dot_q4_k_q8_k_avx2>, nullptr},
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q4_k, vec_dot_q4_k_q8_k_avx512, nullptr,
-     vec_dot_q4_k_q8_k_multi_avx512, vec_dot_q4_k_q8_k_x2_avx512},
+     vec_dot_q4_k_q8_k_multi_avx512, vec_dot_q4_k_q8_k_rows_avx512},
 };
 const Row kQ6_K = {
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q6_k, vec_dot_q6_k_q8_k, nullptr,

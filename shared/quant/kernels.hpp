@@ -21,9 +21,9 @@ struct Kernels {
   // vec_dot of one weight row against up to kMaxDotActs activation rows, bit for bit, unpacking
   // the weights once where a kernel for that exists (else one vec_dot per row).
   VecDotMultiFn vec_dot_multi;
-  // vec_dot of two weight rows against one activation row, bit for bit; nullptr where no kernel
-  // sharing the activation exists (then one vec_dot per row).
-  VecDot2Fn vec_dot_2;
+  // vec_dot of kDotRows weight rows against one activation row, bit for bit; nullptr where no
+  // kernel sharing the activation exists (then one vec_dot per row).
+  VecDotRowsFn vec_dot_rows;
 };
 
 // The shapes llamafile's tinyBLAS accepts on AVX-512 (else ggml falls back to vec_dot).

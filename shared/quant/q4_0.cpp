@@ -47,16 +47,17 @@ void dequantize_row_q4_0(const void* src, float* dst, int64_t n) {
 float vec_dot_q4_0_q8_0(int64_t n, const void* w, const void* a) {
   const BlockQ4_0* x = static_cast<const BlockQ4_0*>(w);
   const BlockQ8_0* y = static_cast<const BlockQ8_0*>(a);
-  float sum = 0.0f;
+  float acc[8] = {};
   for (int64_t b = 0; b < n / kQK4_0; ++b) {
     int32_t isum = 0;
     for (int j = 0; j < kQK4_0 / 2; ++j) {
       isum += ((x[b].qs[j] & 0x0f) - 8) * y[b].qs[j];
       isum += ((x[b].qs[j] >> 4) - 8) * y[b].qs[j + kQK4_0 / 2];
     }
-    sum += (fp16_to_fp32(x[b].d) * fp16_to_fp32(y[b].d)) * static_cast<float>(isum);
+    const float d = fp16_to_fp32(x[b].d) * fp16_to_fp32(y[b].d);
+    acc[b % 8] = std::fma(d, static_cast<float>(isum), acc[b % 8]);
   }
-  return sum;
+  return ((acc[0] + acc[1]) + (acc[4] + acc[5])) + ((acc[2] + acc[3]) + (acc[6] + acc[7]));
 }
 
 }  // namespace lb

@@ -22,15 +22,19 @@ static_assert(sizeof(BlockQ4_0) == 18, "block_q4_0 layout");
 void quantize_row_q4_0_ref(const float* src, void* dst, int64_t n);
 void dequantize_row_q4_0(const void* src, float* dst, int64_t n);
 
-// Weight row (Q4_0) . activation row (Q8_0), n a multiple of 32.
+// Weight row (Q4_0) . activation row (Q8_0), n a multiple of 32. Not ggml's order, but one every
+// level follows bit for bit (the scalar reference defines it): per block the exact integer dot
+// sum((q - 8) * a), fused with d_w * d_a into accumulator (block % 8); at the end the eight
+// accumulators are summed as ((0 + 1) + (4 + 5)) + ((2 + 3) + (6 + 7)). One float lane per block
+// (rather than ggml's eight) lets the SIMD kernels convert and fuse eight blocks at once.
 float vec_dot_q4_0_q8_0(int64_t n, const void* w, const void* a);
 float vec_dot_q4_0_q8_0_avx2(int64_t n, const void* w, const void* a);
 float vec_dot_q4_0_q8_0_avx512(int64_t n, const void* w, const void* a);
-// The AVX-512 level's VecDotMultiFn (n_act 1..4): vec_dot_q4_0_q8_0_avx512's bits per row.
-void vec_dot_q4_0_q8_0_multi_avx512(int64_t n, const void* w, const void* a, size_t a_stride,
-                                    int n_act, float* y, size_t y_stride);
-// The AVX-512 level's VecDot2Fn: vec_dot_q4_0_q8_0_avx512's bits for rows w and w + w_stride.
-void vec_dot_q4_0_q8_0_x2_avx512(int64_t n, const void* w, size_t w_stride, const void* a,
-                                 float* y);
+// The AVX-512 level's VecDotMultiFn and VecDotRowsFn: vec_dot_q4_0_q8_0's bits per row.
+void vec_dot_q4_0_q8_0_multi_avx512(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
+                                    const void* a, size_t a_stride, int n_act, float* y,
+                                    size_t y_stride);
+void vec_dot_q4_0_q8_0_rows_avx512(int64_t n, const void* w, size_t w_stride, const void* a,
+                                   float* y);
 
 }  // namespace lb

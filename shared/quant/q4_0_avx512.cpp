@@ -1,248 +1,266 @@
-// AVX-512 level (AVX512-VNNI on 256-bit registers) Q4_0 . Q8_0: the two-block layout of
-// q4_0_avx2.cpp with vpdpbusd for the exact integer dots sum(q * a) - 8 * sum(a). 512-bit
-// registers measured no faster here (Zen 4 splits them), so this level stays at 256 bits.
+// AVX-512 level (AVX512-VNNI on 256-bit registers, AVX512-BW permutes) Q4_0 . Q8_0 in the order of
+// q4_0.hpp, with q4_0_avx2.cpp's layout: eight blocks per step, blocks 2p and 2p+1 in one register,
+// three vphaddd leaving the exact dots of blocks 0, 2, 4, 6, 1, 3, 5, 7 in one register, one
+// conversion and one fma per eight blocks. vpdpbusd does the integer dots; the halves of eight
+// blocks come out of two (weights) or four (activations) loads with one vpermt2w each, which is
+// far fewer instructions than assembling them one by one. 512-bit arithmetic measured no faster on
+// Zen 4 (it splits it), so only the permutes use zmm registers.
 #include "quant/q4_0.hpp"
 #include "quant/q8_0.hpp"
 #include "quant/simd_x86.hpp"
 
+#include <algorithm>
+
 namespace lb {
 namespace {
 
-inline __m128i load128(const void* p) {
-  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+inline __m256i load_pair(const void* lo, const void* hi) {
+  return _mm256_inserti128_si256(
+      _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lo))),
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(hi)), 1);
 }
 
-// The nibbles of blocks x[0], x[1] (block 0 in the low 128 bits): elements 0..15 of each, then
-// 16..31.
-struct NibblePair {
-  __m256i lo, hi;
-};
+inline __m512i load512(const void* p, size_t offset) {
+  return _mm512_loadu_si512(static_cast<const uint8_t*>(p) + offset);
+}
 
-inline NibblePair unpack_pair(const BlockQ4_0* x) {
+// d of weight blocks x[0..7] as floats, lanes in block order 0, 2, 4, 6, 1, 3, 5, 7: block k's
+// half is 16-bit word 9k of the group's 144 bytes (only the first 128 are read).
+inline __m256 weight_scales(const BlockQ4_0* x) {
+  const __m512i idx = _mm512_setr_epi32(0 | 18 << 16, 36 | 54 << 16, 9 | 27 << 16, 45 | 63 << 16, 0,
+                                        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __m512i h = _mm512_permutex2var_epi16(load512(x, 0), idx, load512(x, 64));
+  return _mm256_cvtph_ps(_mm512_castsi512_si128(h));
+}
+
+// d of activation blocks y[0..7] likewise, assembled in general-purpose registers (the 272-byte
+// group would take four loads and two permutes).
+inline __m256 act_scales(const BlockQ8_0* y) {
+  const uint64_t even =
+      uint64_t(y[0].d) | uint64_t(y[2].d) << 16 | uint64_t(y[4].d) << 32 | uint64_t(y[6].d) << 48;
+  const uint64_t odd =
+      uint64_t(y[1].d) | uint64_t(y[3].d) << 16 | uint64_t(y[5].d) << 32 | uint64_t(y[7].d) << 48;
+  return _mm256_cvtph_ps(_mm_insert_epi64(_mm_cvtsi64_si128(static_cast<long long>(even)),
+                                          static_cast<long long>(odd), 1));
+}
+
+// Four pairs of per-block int32 partial sums -> the dots of blocks 0, 2, 4, 6, 1, 3, 5, 7.
+inline __m256i fold(const __m256i v[4]) {
+  return _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+}
+
+// R weight rows (x[r] + b) against one activation row: per group of eight blocks the activations
+// are loaded once, with -8 * sum(a) as the starting value of every row's vpdpbusd. Always
+// inlined: GCC otherwise calls it once per group (it has two callers) with the accumulators in
+// memory, which cost a sixth of the speed.
+template <int R>
+__attribute__((always_inline)) inline void group_rows(const BlockQ4_0* const* x, int64_t b,
+                                                      const BlockQ8_0* y, __m256* acc) {
   const __m256i m4 = _mm256_set1_epi8(0x0f);
-  const __m256i q = _mm256_set_m128i(load128(x[1].qs), load128(x[0].qs));
-  return {_mm256_and_si256(q, m4), _mm256_and_si256(_mm256_srli_epi16(q, 4), m4)};
-}
-
-// Blocks 0 and 1: 8 int32 lanes, 4 per block (block 0 in the low 128 bits).
-inline __m256i dot_pair(const NibblePair& q, const BlockQ8_0* y) {
   const __m256i eight = _mm256_set1_epi8(8);
   const __m256i zero = _mm256_setzero_si256();
-  const __m256i a_lo = _mm256_set_m128i(load128(y[1].qs), load128(y[0].qs));
-  const __m256i a_hi = _mm256_set_m128i(load128(y[1].qs + 16), load128(y[0].qs + 16));
-  const __m256i qa = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, q.lo, a_lo), q.hi, a_hi);
-  const __m256i a8 = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, eight, a_lo), eight, a_hi);
-  return _mm256_sub_epi32(qa, a8);
+  __m256i a_lo[4], a_hi[4], init[4];
+#pragma GCC unroll 4
+  for (int p = 0; p < 4; ++p) {
+    a_lo[p] = load_pair(y[2 * p].qs, y[2 * p + 1].qs);
+    a_hi[p] = load_pair(y[2 * p].qs + 16, y[2 * p + 1].qs + 16);
+    init[p] = _mm256_sub_epi32(
+        zero, _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, eight, a_lo[p]), eight, a_hi[p]));
+  }
+  const __m256 da = act_scales(y);
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    const BlockQ4_0* xb = x[r] + b;
+    __m256i v[4];
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; ++p) {
+      const __m256i q = load_pair(xb[2 * p].qs, xb[2 * p + 1].qs);
+      const __m256i lo = _mm256_and_si256(q, m4);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      v[p] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(init[p], lo, a_lo[p]), hi, a_hi[p]);
+    }
+    acc[r] =
+        _mm256_fmadd_ps(_mm256_mul_ps(weight_scales(xb), da), _mm256_cvtepi32_ps(fold(v)), acc[r]);
+  }
 }
 
-inline __m256i dot_pair(const BlockQ4_0* x, const BlockQ8_0* y) {
-  return dot_pair(unpack_pair(x), y);
+template <int R>
+void dot_rows(int64_t n, const BlockQ4_0* const* x, const BlockQ8_0* y, float* out) {
+  const int64_t nb = n / kQK4_0;
+  __m256 acc[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 8 <= nb; b += 8) group_rows<R>(x, b, y + b, acc);
+  if (b < nb) {
+    // The last blocks, zero-padded to a group (see q4_0_avx2.cpp).
+    BlockQ4_0 xt[R][8] = {};
+    BlockQ8_0 yt[8] = {};
+    const BlockQ4_0* xp[R];
+    for (int r = 0; r < R; ++r) {
+      std::memcpy(xt[r], x[r] + b, size_t(nb - b) * sizeof(BlockQ4_0));
+      xp[r] = xt[r];
+    }
+    std::memcpy(yt, y + b, size_t(nb - b) * sizeof(BlockQ8_0));
+    group_rows<R>(xp, 0, yt, acc);
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) out[r] = simd::hsum(acc[r]);
 }
 
-// The last odd block: its 32 nibbles in element order.
-inline __m256i unpack_one(const BlockQ4_0& x) {
-  const __m128i q = load128(x.qs);
-  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0f));
-}
+// One activation group (eight blocks) prepared for the multi-row kernel once for all the weight
+// rows it meets: the quants in the pair layout, 8 * sum(a) per block and the scales, in lane order.
+struct ActGroup {
+  __m256i lo[4], hi[4];
+  __m256i sum8;
+  __m256 d;
+};
 
-// The last odd block's int32 lanes against activation block y.
-inline __m256i dot_one(__m256i u, const BlockQ8_0& y) {
-  const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs));
+inline void prepare_group(const BlockQ8_0* y, ActGroup* g) {
+  const __m256i eight = _mm256_set1_epi8(8);
   const __m256i zero = _mm256_setzero_si256();
-  return _mm256_sub_epi32(_mm256_dpbusd_epi32(zero, u, av),
-                          _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(8), av));
+  __m256i s[4];
+#pragma GCC unroll 4
+  for (int p = 0; p < 4; ++p) {
+    g->lo[p] = load_pair(y[2 * p].qs, y[2 * p + 1].qs);
+    g->hi[p] = load_pair(y[2 * p].qs + 16, y[2 * p + 1].qs + 16);
+    s[p] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, eight, g->lo[p]), eight, g->hi[p]);
+  }
+  g->sum8 = fold(s);
+  g->d = act_scales(y);
 }
 
-// [d_w * d_a of block 0] x 4, then block 1 x 4.
-inline __m256 scale_pair(const BlockQ4_0* x, const BlockQ8_0* y) {
-  return simd::spread_pair(simd::scale_pair(x[0].d, x[1].d, y[0].d, y[1].d));
+// Groups prepared per pass: T rows of them (at most 8 x 8 x 320 bytes) stay in L1 while the weight
+// rows pass over them.
+constexpr int kPassGroups = 8;
+// Weight rows per pass, whose accumulators are kept between passes.
+constexpr int64_t kPassRows = 32;
+
+// One weight group against T prepared activation groups: the nibbles are unpacked once, and per
+// activation row eight vpdpbusd take the prepared quants straight from memory.
+template <int T>
+__attribute__((always_inline)) inline void group_acts(const BlockQ4_0* x,
+                                                      const ActGroup (*a)[kPassGroups], int g,
+                                                      __m256* acc) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i lo[4], hi[4];
+#pragma GCC unroll 4
+  for (int p = 0; p < 4; ++p) {
+    const __m256i q = load_pair(x[2 * p].qs, x[2 * p + 1].qs);
+    lo[p] = _mm256_and_si256(q, m4);
+    hi[p] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+  }
+  const __m256 dw = weight_scales(x);
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) {
+    const ActGroup& ag = a[t][g];
+    __m256i v[4];
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; ++p) {
+      v[p] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, lo[p], ag.lo[p]), hi[p], ag.hi[p]);
+    }
+    acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, ag.d),
+                             _mm256_cvtepi32_ps(_mm256_sub_epi32(fold(v), ag.sum8)), acc[t]);
+  }
 }
 
-// Two halves as floats in the low two lanes.
-inline __m128 halves_pair(Half h0, Half h1) {
-  const uint32_t bits = uint32_t(h0) | (uint32_t(h1) << 16);
-  return _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(bits)));
+// Weight rows against T activation rows, kPassRows rows by kPassGroups groups at a time: each
+// activation group is prepared once per kPassRows weight rows. Every (weight row, activation row)
+// accumulator takes its groups in order, so the bits are vec_dot's.
+template <int T>
+void dot_acts(int64_t n, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* act,
+              size_t a_stride, float* y, size_t y_stride) {
+  const int64_t nb = n / kQK4_0;
+  const int64_t n_groups = (nb + 7) / 8;
+  ActGroup prepared[T][kPassGroups];
+  __m256 acc[kPassRows][T];
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kPassRows) {
+    const int64_t rows = std::min(kPassRows, n_rows - r0);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    }
+    for (int64_t g0 = 0; g0 < n_groups; g0 += kPassGroups) {
+      const int groups = int(std::min<int64_t>(kPassGroups, n_groups - g0));
+      // A last partial group is zero-padded (see q4_0_avx2.cpp).
+      const int64_t tail = 8 * (g0 + groups) > nb ? nb - 8 * (g0 + groups - 1) : 0;
+      for (int t = 0; t < T; ++t) {
+        const BlockQ8_0* yt = reinterpret_cast<const BlockQ8_0*>(act + size_t(t) * a_stride);
+        for (int g = 0; g < groups; ++g) {
+          const int64_t b = 8 * (g0 + g);
+          if (b + 8 <= nb) {
+            prepare_group(yt + b, &prepared[t][g]);
+          } else {
+            BlockQ8_0 pad[8] = {};
+            std::memcpy(pad, yt + b, size_t(tail) * sizeof(BlockQ8_0));
+            prepare_group(pad, &prepared[t][g]);
+          }
+        }
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        const BlockQ4_0* x = reinterpret_cast<const BlockQ4_0*>(w + size_t(r0 + r) * w_stride);
+        // The weights are read a row's pass (up to 1152 bytes) at a time, a row apart: too short
+        // a stream for the hardware prefetchers, so the next one is prefetched meanwhile.
+        const uint8_t* next = nullptr;
+        if (r + 1 < rows) {
+          next = reinterpret_cast<const uint8_t*>(x + 8 * g0) + w_stride;
+        } else if (g0 + kPassGroups < n_groups) {
+          next = w + size_t(r0) * w_stride + size_t(8 * (g0 + kPassGroups)) * sizeof(BlockQ4_0);
+        }
+        __m256 a[T];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) a[t] = acc[r][t];
+        const int full = tail ? groups - 1 : groups;
+        for (int g = 0; g < full; ++g) {
+          if (next) {
+            const char* pf = reinterpret_cast<const char*>(next) + 8 * g * sizeof(BlockQ4_0);
+            _mm_prefetch(pf, _MM_HINT_T0);
+            _mm_prefetch(pf + 64, _MM_HINT_T0);
+            _mm_prefetch(pf + 128, _MM_HINT_T0);
+          }
+          group_acts<T>(x + 8 * (g0 + g), prepared, g, a);
+        }
+        if (tail) {
+          BlockQ4_0 pad[8] = {};
+          std::memcpy(pad, x + 8 * (g0 + full), size_t(tail) * sizeof(BlockQ4_0));
+          group_acts<T>(pad, prepared, full, a);
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) acc[r][t] = a[t];
+      }
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int t = 0; t < T; ++t) y[size_t(t) * y_stride + size_t(r0 + r)] = simd::hsum(acc[r][t]);
+    }
+  }
 }
 
 }  // namespace
 
 float vec_dot_q4_0_q8_0_avx512(int64_t n, const void* w, const void* a) {
   const BlockQ4_0* x = static_cast<const BlockQ4_0*>(w);
-  const BlockQ8_0* y = static_cast<const BlockQ8_0*>(a);
-  const int64_t nb = n / kQK4_0;
-  __m256 acc0 = _mm256_setzero_ps();
-  __m256 acc1 = _mm256_setzero_ps();
-  int64_t b = 0;
-  for (; b + 4 <= nb; b += 4) {
-    acc0 =
-        _mm256_fmadd_ps(scale_pair(x + b, y + b), _mm256_cvtepi32_ps(dot_pair(x + b, y + b)), acc0);
-    acc1 = _mm256_fmadd_ps(scale_pair(x + b + 2, y + b + 2),
-                           _mm256_cvtepi32_ps(dot_pair(x + b + 2, y + b + 2)), acc1);
-  }
-  if (b + 2 <= nb) {
-    acc0 =
-        _mm256_fmadd_ps(scale_pair(x + b, y + b), _mm256_cvtepi32_ps(dot_pair(x + b, y + b)), acc0);
-    b += 2;
-  }
-  if (b < nb) {
-    const __m256 d = _mm256_broadcastss_ps(simd::scale_pair(x[b].d, x[b].d, y[b].d, y[b].d));
-    acc1 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_one(unpack_one(x[b]), y[b])), acc1);
-  }
-  return simd::hsum(_mm256_add_ps(acc0, acc1));
+  float y;
+  dot_rows<1>(n, &x, static_cast<const BlockQ8_0*>(a), &y);
+  return y;
 }
 
-namespace {
-
-// vec_dot_q4_0_q8_0_avx512 for T activation rows: each row gets that function's accumulators and
-// fmas in its order; the nibbles and the weight scales are unpacked once for all rows (d_w * d_a
-// is one float product however the conversions are grouped).
-template <int T>
-void dot_multi(int64_t n, const BlockQ4_0* x, const uint8_t* act, size_t a_stride, float* out,
-               size_t out_stride) {
-  const BlockQ8_0* y[T];
-  __m256 acc0[T];
-  __m256 acc1[T];
-#pragma GCC unroll 4
-  for (int t = 0; t < T; ++t) {
-    y[t] = reinterpret_cast<const BlockQ8_0*>(act + size_t(t) * a_stride);
-    acc0[t] = _mm256_setzero_ps();
-    acc1[t] = _mm256_setzero_ps();
+void vec_dot_q4_0_q8_0_rows_avx512(int64_t n, const void* w, size_t w_stride, const void* a,
+                                   float* y) {
+  const BlockQ4_0* x[kDotRows];
+  for (int r = 0; r < kDotRows; ++r) {
+    x[r] = reinterpret_cast<const BlockQ4_0*>(static_cast<const uint8_t*>(w) + r * w_stride);
   }
-  const int64_t nb = n / kQK4_0;
-  int64_t b = 0;
-  for (; b + 4 <= nb; b += 4) {
-    const NibblePair q0 = unpack_pair(x + b);
-    const NibblePair q1 = unpack_pair(x + b + 2);
-    const __m128 dw0 = halves_pair(x[b].d, x[b + 1].d);
-    const __m128 dw1 = halves_pair(x[b + 2].d, x[b + 3].d);
-#pragma GCC unroll 4
-    for (int t = 0; t < T; ++t) {
-      const BlockQ8_0* yb = y[t] + b;
-      const __m256 d0 = simd::spread_pair(_mm_mul_ps(dw0, halves_pair(yb[0].d, yb[1].d)));
-      const __m256 d1 = simd::spread_pair(_mm_mul_ps(dw1, halves_pair(yb[2].d, yb[3].d)));
-      acc0[t] = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(dot_pair(q0, yb)), acc0[t]);
-      acc1[t] = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(dot_pair(q1, yb + 2)), acc1[t]);
-    }
-  }
-  if (b + 2 <= nb) {
-    const NibblePair q0 = unpack_pair(x + b);
-#pragma GCC unroll 4
-    for (int t = 0; t < T; ++t) {
-      acc0[t] = _mm256_fmadd_ps(scale_pair(x + b, y[t] + b),
-                                _mm256_cvtepi32_ps(dot_pair(q0, y[t] + b)), acc0[t]);
-    }
-    b += 2;
-  }
-  if (b < nb) {
-    const __m256i u = unpack_one(x[b]);
-#pragma GCC unroll 4
-    for (int t = 0; t < T; ++t) {
-      const __m256 d =
-          _mm256_broadcastss_ps(simd::scale_pair(x[b].d, x[b].d, y[t][b].d, y[t][b].d));
-      acc1[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_one(u, y[t][b])), acc1[t]);
-    }
-  }
-#pragma GCC unroll 4
-  for (int t = 0; t < T; ++t) {
-    out[size_t(t) * out_stride] = simd::hsum(_mm256_add_ps(acc0[t], acc1[t]));
-  }
+  dot_rows<kDotRows>(n, x, static_cast<const BlockQ8_0*>(a), y);
 }
 
-}  // namespace
-
-void vec_dot_q4_0_q8_0_multi_avx512(int64_t n, const void* w, const void* a, size_t a_stride,
-                                    int n_act, float* y, size_t y_stride) {
-  const BlockQ4_0* x = static_cast<const BlockQ4_0*>(w);
+void vec_dot_q4_0_q8_0_multi_avx512(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
+                                    const void* a, size_t a_stride, int n_act, float* y,
+                                    size_t y_stride) {
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
   const uint8_t* act = static_cast<const uint8_t*>(a);
-  simd::with_act_count(
-      n_act, [&](auto t) { dot_multi<decltype(t)::value>(n, x, act, a_stride, y, y_stride); });
-}
-
-namespace {
-
-// Four halves as floats.
-inline __m128 halves_quad(Half h0, Half h1, Half h2, Half h3) {
-  const uint64_t bits =
-      uint64_t(h0) | (uint64_t(h1) << 16) | (uint64_t(h2) << 32) | (uint64_t(h3) << 48);
-  return _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(bits)));
-}
-
-// sum(q * a) - 8 * sum(a) of a block pair with the activations' part given.
-inline __m256i dot_pair_shared(const NibblePair& q, __m256i a_lo, __m256i a_hi, __m256i a8) {
-  const __m256i zero = _mm256_setzero_si256();
-  return _mm256_sub_epi32(_mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, q.lo, a_lo), q.hi, a_hi),
-                          a8);
-}
-
-// The activations of block pair y[0], y[1] as dot_pair loads them, and 8 * their lane sums.
-struct ActPair {
-  __m256i lo, hi, a8;
-};
-
-inline ActPair act_pair(const BlockQ8_0* y) {
-  const __m256i eight = _mm256_set1_epi8(8);
-  const __m256i zero = _mm256_setzero_si256();
-  ActPair p;
-  p.lo = _mm256_set_m128i(load128(y[1].qs), load128(y[0].qs));
-  p.hi = _mm256_set_m128i(load128(y[1].qs + 16), load128(y[0].qs + 16));
-  p.a8 = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, eight, p.lo), eight, p.hi);
-  return p;
-}
-
-}  // namespace
-
-// vec_dot_q4_0_q8_0_avx512 for two weight rows: per row that function's accumulators, int32
-// lanes and fmas in its order (d_w * d_a is one float product however the conversions are
-// grouped); the activation loads, their -8 offset sums and scales are shared.
-void vec_dot_q4_0_q8_0_x2_avx512(int64_t n, const void* w, size_t w_stride, const void* a,
-                                 float* out) {
-  const BlockQ4_0* x[2] = {
-      static_cast<const BlockQ4_0*>(w),
-      reinterpret_cast<const BlockQ4_0*>(static_cast<const uint8_t*>(w) + w_stride)};
-  const BlockQ8_0* y = static_cast<const BlockQ8_0*>(a);
-  const int64_t nb = n / kQK4_0;
-  const __m256i lo_idx = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
-  const __m256i hi_idx = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
-  __m256 acc0[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-  __m256 acc1[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-  int64_t b = 0;
-  for (; b + 4 <= nb; b += 4) {
-    const ActPair p0 = act_pair(y + b);
-    const ActPair p1 = act_pair(y + b + 2);
-    const __m128 da = halves_quad(y[b].d, y[b + 1].d, y[b + 2].d, y[b + 3].d);
-#pragma GCC unroll 2
-    for (int r = 0; r < 2; ++r) {
-      const BlockQ4_0* xb = x[r] + b;
-      const __m256 s =
-          _mm256_castps128_ps256(_mm_mul_ps(halves_quad(xb[0].d, xb[1].d, xb[2].d, xb[3].d), da));
-      const __m256i i0 = dot_pair_shared(unpack_pair(xb), p0.lo, p0.hi, p0.a8);
-      const __m256i i1 = dot_pair_shared(unpack_pair(xb + 2), p1.lo, p1.hi, p1.a8);
-      acc0[r] =
-          _mm256_fmadd_ps(_mm256_permutevar8x32_ps(s, lo_idx), _mm256_cvtepi32_ps(i0), acc0[r]);
-      acc1[r] =
-          _mm256_fmadd_ps(_mm256_permutevar8x32_ps(s, hi_idx), _mm256_cvtepi32_ps(i1), acc1[r]);
-    }
-  }
-  if (b + 2 <= nb) {
-    const ActPair p0 = act_pair(y + b);
-#pragma GCC unroll 2
-    for (int r = 0; r < 2; ++r) {
-      acc0[r] = _mm256_fmadd_ps(
-          scale_pair(x[r] + b, y + b),
-          _mm256_cvtepi32_ps(dot_pair_shared(unpack_pair(x[r] + b), p0.lo, p0.hi, p0.a8)), acc0[r]);
-    }
-    b += 2;
-  }
-  if (b < nb) {
-#pragma GCC unroll 2
-    for (int r = 0; r < 2; ++r) {
-      const __m256 d =
-          _mm256_broadcastss_ps(simd::scale_pair(x[r][b].d, x[r][b].d, y[b].d, y[b].d));
-      acc1[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_one(unpack_one(x[r][b]), y[b])), acc1[r]);
-    }
-  }
-#pragma GCC unroll 2
-  for (int r = 0; r < 2; ++r) out[r] = simd::hsum(_mm256_add_ps(acc0[r], acc1[r]));
+  simd::with_act_count(n_act, [&](auto t) {
+    dot_acts<decltype(t)::value>(n, wb, w_stride, n_rows, act, a_stride, y, y_stride);
+  });
 }
 
 }  // namespace lb

@@ -40,11 +40,13 @@ void dequantize_row_q4_k(const void* src, float* dst, int64_t n);
 float vec_dot_q4_k_q8_k(int64_t n, const void* w, const void* a);
 float vec_dot_q4_k_q8_k_avx2(int64_t n, const void* w, const void* a);
 float vec_dot_q4_k_q8_k_avx512(int64_t n, const void* w, const void* a);
-// The AVX-512 level's VecDotMultiFn (n_act 1..4): vec_dot_q4_k_q8_k_avx512's bits per row.
-void vec_dot_q4_k_q8_k_multi_avx512(int64_t n, const void* w, const void* a, size_t a_stride,
-                                    int n_act, float* y, size_t y_stride);
-// The AVX-512 level's VecDot2Fn: vec_dot_q4_k_q8_k_avx512's bits for rows w and w + w_stride.
-void vec_dot_q4_k_q8_k_x2_avx512(int64_t n, const void* w, size_t w_stride, const void* a,
-                                 float* y);
+// The AVX-512 level's VecDotMultiFn (n_act 1..kMaxDotActs): vec_dot_q4_k_q8_k_avx512's bits per
+// row.
+void vec_dot_q4_k_q8_k_multi_avx512(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
+                                    const void* a, size_t a_stride, int n_act, float* y,
+                                    size_t y_stride);
+// The AVX-512 level's VecDotRowsFn: vec_dot_q4_k_q8_k_avx512's bits per row.
+void vec_dot_q4_k_q8_k_rows_avx512(int64_t n, const void* w, size_t w_stride, const void* a,
+                                   float* y);
 
 }  // namespace lb

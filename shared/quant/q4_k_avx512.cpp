@@ -61,7 +61,7 @@ void dot_multi(int64_t n, const BlockQ4_K* x, const uint8_t* act, size_t a_strid
   const BlockQ8_K* y[T];
   __m256 acc[T];
   __m128 acc_m[T];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) {
     y[t] = reinterpret_cast<const BlockQ8_K*>(act + size_t(t) * a_stride);
     acc[t] = _mm256_setzero_ps();
@@ -114,34 +114,42 @@ void dot_multi(int64_t n, const BlockQ4_K* x, const uint8_t* act, size_t a_strid
 
 }  // namespace
 
-void vec_dot_q4_k_q8_k_multi_avx512(int64_t n, const void* w, const void* a, size_t a_stride,
-                                    int n_act, float* y, size_t y_stride) {
-  const BlockQ4_K* x = static_cast<const BlockQ4_K*>(w);
+void vec_dot_q4_k_q8_k_multi_avx512(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
+                                    const void* a, size_t a_stride, int n_act, float* y,
+                                    size_t y_stride) {
   const uint8_t* act = static_cast<const uint8_t*>(a);
-  simd::with_act_count(
-      n_act, [&](auto t) { dot_multi<decltype(t)::value>(n, x, act, a_stride, y, y_stride); });
+  simd::with_act_count(n_act, [&](auto t) {
+    for (int64_t r = 0; r < n_rows; ++r) {
+      const BlockQ4_K* x =
+          reinterpret_cast<const BlockQ4_K*>(static_cast<const uint8_t*>(w) + size_t(r) * w_stride);
+      dot_multi<decltype(t)::value>(n, x, act, a_stride, y + r, y_stride);
+    }
+  });
 }
 
-// vec_dot_q4_k_q8_k_avx512 for two weight rows: per row that function's accumulators and
+namespace {
+
+// vec_dot_q4_k_q8_k_avx512 for R weight rows: per row that function's accumulators and
 // operations in its order; the activation loads, pair sums and scale are shared.
-void vec_dot_q4_k_q8_k_x2_avx512(int64_t n, const void* w, size_t w_stride, const void* a,
-                                 float* out) {
-  const BlockQ4_K* x[2] = {
-      static_cast<const BlockQ4_K*>(w),
-      reinterpret_cast<const BlockQ4_K*>(static_cast<const uint8_t*>(w) + w_stride)};
-  const BlockQ8_K* y = static_cast<const BlockQ8_K*>(a);
+template <int R>
+void dot_rows(int64_t n, const BlockQ4_K* const* x, const BlockQ8_K* y, float* out) {
   const int64_t nb = n / kQK_K;
   const __m256i m4 = _mm256_set1_epi8(0x0f);
-  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-  __m128 acc_m[2] = {_mm_setzero_ps(), _mm_setzero_ps()};
+  __m256 acc[R];
+  __m128 acc_m[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    acc[r] = _mm256_setzero_ps();
+    acc_m[r] = _mm_setzero_ps();
+  }
   for (int64_t b = 0; b < nb; ++b) {
     const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].bsums));
     const __m128i pair_sums =
         _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
     const __m128 da = _mm_set1_ps(y[b].d);
     const int8_t* q8 = y[b].qs;
-#pragma GCC unroll 2
-    for (int r = 0; r < 2; ++r) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
       const BlockQ4_K& xb = x[r][b];
       uint32_t dd;
       std::memcpy(&dd, &xb.d, sizeof dd);
@@ -170,8 +178,19 @@ void vec_dot_q4_k_q8_k_x2_avx512(int64_t n, const void* w, size_t w_stride, cons
       acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(dv), _mm256_cvtepi32_ps(sumi), acc[r]);
     }
   }
-#pragma GCC unroll 2
-  for (int r = 0; r < 2; ++r) out[r] = simd::hsum(acc[r]) - simd::hsum(acc_m[r]);
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) out[r] = simd::hsum(acc[r]) - simd::hsum(acc_m[r]);
+}
+
+}  // namespace
+
+void vec_dot_q4_k_q8_k_rows_avx512(int64_t n, const void* w, size_t w_stride, const void* a,
+                                   float* out) {
+  const BlockQ4_K* x[kDotRows];
+  for (int r = 0; r < kDotRows; ++r) {
+    x[r] = reinterpret_cast<const BlockQ4_K*>(static_cast<const uint8_t*>(w) + r * w_stride);
+  }
+  dot_rows<kDotRows>(n, x, static_cast<const BlockQ8_K*>(a), out);
 }
 
 }  // namespace lb

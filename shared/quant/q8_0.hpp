@@ -28,9 +28,14 @@ void dequantize_row_q8_0(const void* src, float* dst, int64_t n);
 float vec_dot_q8_0_q8_0(int64_t n, const void* w, const void* a);
 float vec_dot_q8_0_q8_0_avx2(int64_t n, const void* w, const void* a);
 float vec_dot_q8_0_q8_0_avx512(int64_t n, const void* w, const void* a);
-// The AVX-512 level's VecDotMultiFn (n_act 1..4): vec_dot_q8_0_q8_0_avx512's bits per row.
-void vec_dot_q8_0_q8_0_multi_avx512(int64_t n, const void* w, const void* a, size_t a_stride,
-                                    int n_act, float* y, size_t y_stride);
+// The AVX-512 level's VecDotMultiFn (n_act 1..kMaxDotActs): vec_dot_q8_0_q8_0_avx512's bits per
+// row.
+void vec_dot_q8_0_q8_0_multi_avx512(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
+                                    const void* a, size_t a_stride, int n_act, float* y,
+                                    size_t y_stride);
+// The AVX-512 level's VecDotRowsFn: vec_dot_q8_0_q8_0_avx512's bits per row.
+void vec_dot_q8_0_q8_0_rows_avx512(int64_t n, const void* w, size_t w_stride, const void* a,
+                                   float* y);
 
 // ggml's hsum_float_8 (x86 quants.c): lanes l and l + 4, then (0 + 2) + (1 + 3).
 inline float hsum8(const float* a) {

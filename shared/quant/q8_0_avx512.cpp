@@ -9,11 +9,14 @@
 namespace lb {
 namespace {
 
-inline __m256 int_dot(const BlockQ8_0& x, const BlockQ8_0& y) {
+inline __m256 int_dot(const BlockQ8_0& x, __m256i a) {
   const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs));
-  const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs));
   return _mm256_cvtepi32_ps(
       _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)));
+}
+
+inline __m256 int_dot(const BlockQ8_0& x, const BlockQ8_0& y) {
+  return int_dot(x, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs)));
 }
 
 }  // namespace
@@ -46,7 +49,7 @@ void dot_multi(int64_t n, const BlockQ8_0* x, const uint8_t* act, size_t a_strid
                size_t y_stride) {
   const BlockQ8_0* a[T];
   __m256 acc[T];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) {
     a[t] = reinterpret_cast<const BlockQ8_0*>(act + size_t(t) * a_stride);
     acc[t] = _mm256_setzero_ps();
@@ -58,7 +61,7 @@ void dot_multi(int64_t n, const BlockQ8_0* x, const uint8_t* act, size_t a_strid
     const float dw = _cvtsh_ss(x[b].d);
     const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
     const __m256i w_abs = _mm256_sign_epi8(w, w);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
       const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t][b].qs));
       const __m256 dot = _mm256_cvtepi32_ps(
@@ -66,18 +69,69 @@ void dot_multi(int64_t n, const BlockQ8_0* x, const uint8_t* act, size_t a_strid
       acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * _cvtsh_ss(a[t][b].d)), dot, acc[t]);
     }
   }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = simd::hsum(acc[t]);
 }
 
 }  // namespace
 
-void vec_dot_q8_0_q8_0_multi_avx512(int64_t n, const void* w, const void* a, size_t a_stride,
-                                    int n_act, float* y, size_t y_stride) {
-  const BlockQ8_0* x = static_cast<const BlockQ8_0*>(w);
+void vec_dot_q8_0_q8_0_multi_avx512(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
+                                    const void* a, size_t a_stride, int n_act, float* y,
+                                    size_t y_stride) {
   const uint8_t* act = static_cast<const uint8_t*>(a);
-  simd::with_act_count(
-      n_act, [&](auto t) { dot_multi<decltype(t)::value>(n, x, act, a_stride, y, y_stride); });
+  simd::with_act_count(n_act, [&](auto t) {
+    for (int64_t r = 0; r < n_rows; ++r) {
+      const BlockQ8_0* x =
+          reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(w) + size_t(r) * w_stride);
+      dot_multi<decltype(t)::value>(n, x, act, a_stride, y + r, y_stride);
+    }
+  });
+}
+
+namespace {
+
+// vec_dot_q8_0_q8_0_avx512 for R weight rows: each row's accumulator takes exactly that
+// function's fmas in its order (one chain per row, so R chains hide the fma latency that bounds
+// a single row); the activation loads are shared.
+template <int R>
+void dot_rows(int64_t n, const BlockQ8_0* const* x, const BlockQ8_0* y, float* out) {
+  const int64_t nb = n / kQK8_0;
+  __m256 acc[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
+    const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b + 1].qs));
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const __m128 s = simd::scale_pair(x[r][b].d, x[r][b + 1].d, y[b].d, y[b + 1].d);
+      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), int_dot(x[r][b], a0), acc[r]);
+      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(s)), int_dot(x[r][b + 1], a1),
+                               acc[r]);
+    }
+  }
+  if (b < nb) {
+    const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const __m128 s = simd::scale_pair(x[r][b].d, x[r][b].d, y[b].d, y[b].d);
+      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), int_dot(x[r][b], a0), acc[r]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) out[r] = simd::hsum(acc[r]);
+}
+
+}  // namespace
+
+void vec_dot_q8_0_q8_0_rows_avx512(int64_t n, const void* w, size_t w_stride, const void* a,
+                                   float* y) {
+  const BlockQ8_0* x[kDotRows];
+  for (int r = 0; r < kDotRows; ++r) {
+    x[r] = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(w) + r * w_stride);
+  }
+  dot_rows<kDotRows>(n, x, static_cast<const BlockQ8_0*>(a), y);
 }
 
 }  // namespace lb

@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include "quant/f16.hpp"
+#include "quant/ggml_type.hpp"
 
 // Internal linkage on purpose: AVX2 and AVX-512 files both compile these helpers with their own
 // instruction-set flags, and an inline function with external linkage could have one file's copy
@@ -84,10 +85,11 @@ inline __m256i scale_mask(int s) {
   return _mm256_load_si256(reinterpret_cast<const __m256i*>(kScaleMasks.m[s]));
 }
 
-// Calls f(std::integral_constant<int, T>{}) with T = n_act (1 to 4), so multi-row kernels are
-// templates on their row count.
+// Calls f(std::integral_constant<int, T>{}) with T = n_act (1 to kMaxDotActs), so multi-row
+// kernels are templates on their row count.
 template <typename F>
 inline void with_act_count(int n_act, F&& f) {
+  static_assert(kMaxDotActs == 8, "one case per row count");
   switch (n_act) {
     case 1:
       return f(std::integral_constant<int, 1>{});
@@ -95,8 +97,16 @@ inline void with_act_count(int n_act, F&& f) {
       return f(std::integral_constant<int, 2>{});
     case 3:
       return f(std::integral_constant<int, 3>{});
-    default:
+    case 4:
       return f(std::integral_constant<int, 4>{});
+    case 5:
+      return f(std::integral_constant<int, 5>{});
+    case 6:
+      return f(std::integral_constant<int, 6>{});
+    case 7:
+      return f(std::integral_constant<int, 7>{});
+    default:
+      return f(std::integral_constant<int, 8>{});
   }
 }
 
