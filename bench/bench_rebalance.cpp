@@ -28,14 +28,14 @@ void measure(const std::string& label, bool stages_have_model, bool kv_transfer)
   auto c = lbbench::start(o);
   lbbench::generate(c->broker, "warm up", 2);
 
-  const uint32_t n = 64;
+  const uint32_t n = 256;  // long enough that every stream is still generating when the move comes
   std::vector<std::future<lbbench::Stream>> streams;
   for (int i = 0; i < 4; ++i) {
     streams.push_back(std::async(std::launch::async, [&, i] {
       return lbbench::generate(c->broker, "Story " + std::to_string(i), n);
     }));
   }
-  std::this_thread::sleep_for(std::chrono::seconds(4));  // every stream is generating by now
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // every stream is generating by now
   const auto t_control = Clock::now();
   lb::BrokerClient client(c->broker);
   lb::wire::PlanChange change;
@@ -56,7 +56,12 @@ void measure(const std::string& label, bool stages_have_model, bool kv_transfer)
     }
     if (gap >= 0) gaps.push_back(gap);
   }
-  const nlohmann::json m = lbbench::status(c->broker)["last_migration"];
+  nlohmann::json st = lbbench::status(c->broker);
+  while (st["rebalancing"].get<bool>() || !st.contains("last_migration")) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    st = lbbench::status(c->broker);
+  }
+  const nlohmann::json& m = st["last_migration"];
   const double drain = m["drain_s"].get<double>(), load = m["load_s"].get<double>();
   std::sort(gaps.begin(), gaps.end());
   std::printf("%-32s", label.c_str());
