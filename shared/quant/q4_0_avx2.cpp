@@ -13,23 +13,6 @@
 namespace lb {
 namespace {
 
-inline __m256i load_pair(const void* lo, const void* hi) {
-  return _mm256_inserti128_si256(
-      _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lo))),
-      _mm_loadu_si128(reinterpret_cast<const __m128i*>(hi)), 1);
-}
-
-// The halves d of blocks 0, 2, 4, 6, 1, 3, 5, 7 as floats.
-template <typename Block>
-inline __m256 scales8(const Block* x) {
-  const uint64_t even =
-      uint64_t(x[0].d) | uint64_t(x[2].d) << 16 | uint64_t(x[4].d) << 32 | uint64_t(x[6].d) << 48;
-  const uint64_t odd =
-      uint64_t(x[1].d) | uint64_t(x[3].d) << 16 | uint64_t(x[5].d) << 32 | uint64_t(x[7].d) << 48;
-  return _mm256_cvtph_ps(_mm_insert_epi64(_mm_cvtsi64_si128(static_cast<long long>(even)),
-                                          static_cast<long long>(odd), 1));
-}
-
 // d_w * d_a * sum((q - 8) * a) of blocks 0..7 fused into acc (lanes in the order above).
 inline __m256 group(const BlockQ4_0* x, const BlockQ8_0* y, __m256 acc) {
   const __m256i m4 = _mm256_set1_epi8(0x0f);
@@ -38,11 +21,11 @@ inline __m256 group(const BlockQ4_0* x, const BlockQ8_0* y, __m256 acc) {
   __m256i v[4];
 #pragma GCC unroll 4
   for (int p = 0; p < 4; ++p) {
-    const __m256i q = load_pair(x[2 * p].qs, x[2 * p + 1].qs);
+    const __m256i q = simd::load_pair(x[2 * p].qs, x[2 * p + 1].qs);
     const __m256i lo = _mm256_and_si256(q, m4);
     const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-    const __m256i a_lo = load_pair(y[2 * p].qs, y[2 * p + 1].qs);
-    const __m256i a_hi = load_pair(y[2 * p].qs + 16, y[2 * p + 1].qs + 16);
+    const __m256i a_lo = simd::load_pair(y[2 * p].qs, y[2 * p + 1].qs);
+    const __m256i a_hi = simd::load_pair(y[2 * p].qs + 16, y[2 * p + 1].qs + 16);
     const __m256i qa =
         _mm256_add_epi16(_mm256_maddubs_epi16(lo, a_lo), _mm256_maddubs_epi16(hi, a_hi));
     const __m256i a8 =
@@ -51,7 +34,8 @@ inline __m256 group(const BlockQ4_0* x, const BlockQ8_0* y, __m256 acc) {
   }
   const __m256i dots =
       _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-  return _mm256_fmadd_ps(_mm256_mul_ps(scales8(x), scales8(y)), _mm256_cvtepi32_ps(dots), acc);
+  return _mm256_fmadd_ps(_mm256_mul_ps(simd::scales8(x), simd::scales8(y)),
+                         _mm256_cvtepi32_ps(dots), acc);
 }
 
 }  // namespace

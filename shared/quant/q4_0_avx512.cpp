@@ -14,12 +14,6 @@
 namespace lb {
 namespace {
 
-inline __m256i load_pair(const void* lo, const void* hi) {
-  return _mm256_inserti128_si256(
-      _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lo))),
-      _mm_loadu_si128(reinterpret_cast<const __m128i*>(hi)), 1);
-}
-
 inline __m512i load512(const void* p, size_t offset) {
   return _mm512_loadu_si512(static_cast<const uint8_t*>(p) + offset);
 }
@@ -31,17 +25,6 @@ inline __m256 weight_scales(const BlockQ4_0* x) {
                                         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
   const __m512i h = _mm512_permutex2var_epi16(load512(x, 0), idx, load512(x, 64));
   return _mm256_cvtph_ps(_mm512_castsi512_si128(h));
-}
-
-// d of activation blocks y[0..7] likewise, assembled in general-purpose registers (the 272-byte
-// group would take four loads and two permutes).
-inline __m256 act_scales(const BlockQ8_0* y) {
-  const uint64_t even =
-      uint64_t(y[0].d) | uint64_t(y[2].d) << 16 | uint64_t(y[4].d) << 32 | uint64_t(y[6].d) << 48;
-  const uint64_t odd =
-      uint64_t(y[1].d) | uint64_t(y[3].d) << 16 | uint64_t(y[5].d) << 32 | uint64_t(y[7].d) << 48;
-  return _mm256_cvtph_ps(_mm_insert_epi64(_mm_cvtsi64_si128(static_cast<long long>(even)),
-                                          static_cast<long long>(odd), 1));
 }
 
 // Four pairs of per-block int32 partial sums -> the dots of blocks 0, 2, 4, 6, 1, 3, 5, 7.
@@ -62,19 +45,19 @@ __attribute__((always_inline)) inline void group_rows(const BlockQ4_0* const* x,
   __m256i a_lo[4], a_hi[4], init[4];
 #pragma GCC unroll 4
   for (int p = 0; p < 4; ++p) {
-    a_lo[p] = load_pair(y[2 * p].qs, y[2 * p + 1].qs);
-    a_hi[p] = load_pair(y[2 * p].qs + 16, y[2 * p + 1].qs + 16);
+    a_lo[p] = simd::load_pair(y[2 * p].qs, y[2 * p + 1].qs);
+    a_hi[p] = simd::load_pair(y[2 * p].qs + 16, y[2 * p + 1].qs + 16);
     init[p] = _mm256_sub_epi32(
         zero, _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, eight, a_lo[p]), eight, a_hi[p]));
   }
-  const __m256 da = act_scales(y);
+  const __m256 da = simd::scales8(y);
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r) {
     const BlockQ4_0* xb = x[r] + b;
     __m256i v[4];
 #pragma GCC unroll 4
     for (int p = 0; p < 4; ++p) {
-      const __m256i q = load_pair(xb[2 * p].qs, xb[2 * p + 1].qs);
+      const __m256i q = simd::load_pair(xb[2 * p].qs, xb[2 * p + 1].qs);
       const __m256i lo = _mm256_and_si256(q, m4);
       const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
       v[p] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(init[p], lo, a_lo[p]), hi, a_hi[p]);
@@ -122,12 +105,12 @@ inline void prepare_group(const BlockQ8_0* y, ActGroup* g) {
   __m256i s[4];
 #pragma GCC unroll 4
   for (int p = 0; p < 4; ++p) {
-    g->lo[p] = load_pair(y[2 * p].qs, y[2 * p + 1].qs);
-    g->hi[p] = load_pair(y[2 * p].qs + 16, y[2 * p + 1].qs + 16);
+    g->lo[p] = simd::load_pair(y[2 * p].qs, y[2 * p + 1].qs);
+    g->hi[p] = simd::load_pair(y[2 * p].qs + 16, y[2 * p + 1].qs + 16);
     s[p] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, eight, g->lo[p]), eight, g->hi[p]);
   }
   g->sum8 = fold(s);
-  g->d = act_scales(y);
+  g->d = simd::scales8(y);
 }
 
 // Groups prepared per pass: T rows of them (at most 8 x 8 x 320 bytes) stay in L1 while the weight
@@ -147,7 +130,7 @@ __attribute__((always_inline)) inline void group_acts(const BlockQ4_0* x,
   __m256i lo[4], hi[4];
 #pragma GCC unroll 4
   for (int p = 0; p < 4; ++p) {
-    const __m256i q = load_pair(x[2 * p].qs, x[2 * p + 1].qs);
+    const __m256i q = simd::load_pair(x[2 * p].qs, x[2 * p + 1].qs);
     lo[p] = _mm256_and_si256(q, m4);
     hi[p] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
   }

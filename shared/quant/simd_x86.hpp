@@ -32,6 +32,25 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// Two 16-byte pieces (e.g. the quants of two blocks) as one 256-bit register.
+inline __m256i load_pair(const void* lo, const void* hi) {
+  return _mm256_inserti128_si256(
+      _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lo))),
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(hi)), 1);
+}
+
+// The F16 scales d of blocks x[0..7] as floats, lanes in block order 0, 2, 4, 6, 1, 3, 5, 7 (the
+// order Q4_0's eight-block groups fold their sums in), assembled in general-purpose registers.
+template <typename Block>
+inline __m256 scales8(const Block* x) {
+  const uint64_t even =
+      uint64_t(x[0].d) | uint64_t(x[2].d) << 16 | uint64_t(x[4].d) << 32 | uint64_t(x[6].d) << 48;
+  const uint64_t odd =
+      uint64_t(x[1].d) | uint64_t(x[3].d) << 16 | uint64_t(x[5].d) << 32 | uint64_t(x[7].d) << 48;
+  return _mm256_cvtph_ps(_mm_insert_epi64(_mm_cvtsi64_si128(static_cast<long long>(even)),
+                                          static_cast<long long>(odd), 1));
+}
+
 inline float hsum(__m128 v) {
   __m128 s = _mm_add_ps(v, _mm_movehl_ps(v, v));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
