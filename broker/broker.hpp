@@ -55,6 +55,7 @@ struct Request {
   std::string text_so_far;
   bool active = false;     // holds a KV cache in the stages
   bool in_flight = false;  // a step for it is in the chain
+  uint64_t step = 0;       // the last step it went in
   bool cancelled = false;
   Clock::time_point start, first_token, last_token;
   uint64_t decode_steps = 0;
@@ -128,7 +129,10 @@ class Broker {
   void maybe_offer_layers();
   void finish_migration();
   void check_nodes();
-  void schedule();         // starts waiting requests and sends every ready chunk as one step
+  void schedule();  // starts waiting requests and sends every ready chunk as one step
+  // Steps that may be in the chain at once: more keep stages on different machines busy at the
+  // same time, fewer make bigger batches where stages share a machine's cores.
+  size_t max_inflight_steps() const;
   bool start(Request& r);  // tokenizes and queues the prompt; false when it ended at once
   void finish(Request& r, const std::string& reason);
   void fail(Request& r, const std::string& message);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "broker/plan_json.hpp"
 #include "net/sockets.hpp"
@@ -70,6 +71,11 @@ void Broker::schedule() {
     if (it != requests_.end() && start(it->second)) ++active;
   }
   if (ready_chunks_.empty()) return;
+  std::set<uint64_t> inflight;
+  for (const auto& [id, r] : requests_) {
+    if (r.in_flight) inflight.insert(r.step);
+  }
+  if (inflight.size() >= max_inflight_steps()) return;  // joins the next step instead
   wire::Step step;
   step.epoch = epoch_;
   step.id = next_step_++;
@@ -78,8 +84,21 @@ void Broker::schedule() {
   step.dtype = dtype_;
   ready_chunks_.clear();
   ready_tokens_.clear();
-  for (const wire::Chunk& c : step.seqs) requests_.at(c.req).in_flight = true;
+  for (const wire::Chunk& c : step.seqs) {
+    Request& r = requests_.at(c.req);
+    r.in_flight = true;
+    r.step = step.id;
+  }
   send_frame(feed_, wire::encode(step));
+}
+
+size_t Broker::max_inflight_steps() const {
+  if (cfg_.max_inflight_steps > 0) return size_t(cfg_.max_inflight_steps);
+  // One per machine: stages sharing a host share its cores, so two steps in the chain at once
+  // would only take turns on them, while one step holding both batches reads every weight once.
+  std::set<std::string> hosts;
+  for (const PlanStage& s : plan_->stages) hosts.insert(nodes_.at(s.node_id).info.host);
+  return std::max<size_t>(1, hosts.size());
 }
 
 void Broker::on_result(const std::string& frame) {

@@ -38,6 +38,9 @@ int main(int argc, char** argv) {
                  "KV positions per layer the planner reserves (0 = context x max-sequences)");
   app.add_flag("--auto-rebalance", auto_rebalance,
                "Offer layers to stages that register while serving");
+  std::optional<int> max_inflight;
+  app.add_option("--max-inflight-steps", max_inflight,
+                 "Steps in the chain at once (0 = one per distinct stage host)");
   std::optional<bool> kv_transfer;
   app.add_option("--kv-transfer", kv_transfer,
                  "On a move, send KV caches with their layers (true) or replay requests (false)");
@@ -80,6 +83,7 @@ int main(int argc, char** argv) {
     if (kv_reserve) cfg.kv_reserve_tokens = *kv_reserve;
     if (auto_rebalance) cfg.auto_rebalance = true;
     if (kv_transfer) cfg.kv_transfer = *kv_transfer;
+    if (max_inflight) cfg.max_inflight_steps = *max_inflight;
     cfg.corrupt_chunks = corrupt_chunks;
     if (!model.empty()) {
       const bool named = std::any_of(cfg.models.begin(), cfg.models.end(),

@@ -463,9 +463,11 @@ bool Stage::run_batch(const std::vector<wire::Step>& steps, bool report_errors) 
     if (!report_errors) return false;
     for (const wire::Step& s : steps) {
       spdlog::error("stage {}: step {} failed: {}", opt_.node_id, s.id, e.what());
-      wire::ErrorMsg err{e.what(), "step", std::nullopt};
-      if (!s.seqs.empty()) err.req = s.seqs.front().req;
-      send_control(wire::encode(err));
+      // One error per request: each of them waits for this step, and the broker fails them all.
+      for (const wire::Chunk& c : s.seqs)
+        send_control(wire::encode(wire::ErrorMsg{e.what(), "step", c.req}));
+      if (s.seqs.empty())
+        send_control(wire::encode(wire::ErrorMsg{e.what(), "step", std::nullopt}));
     }
     return false;
   }

@@ -150,6 +150,39 @@ TEST(Pipeline, EightConcurrentClientsGetTheirSingleRequestTokens) {
   }
 }
 
+TEST(Pipeline, RequestsStartedApartShareStepsWhenStagesShareAMachine) {
+  // Each step takes a few milliseconds here, and the four requests start a few milliseconds
+  // apart, so each arrives while another's step is in the chain. The stages share this machine:
+  // the broker keeps one step in the chain, and a request that arrives meanwhile joins the next
+  // one, so the head stage runs about one batch per token position, not one per token.
+  lbtest::TempDir dir("pipeline-share");
+  const std::string model = dir.file("share.gguf");
+  lb::write_synthetic_model(lb::synth_spec("llama", 1024, 8, 8, 8, 2816, 1024, lb::GgmlType::Q8_0),
+                            model);
+  Cluster cluster(model, unequal_stages(2));
+  cluster.wait_serving();
+  const std::vector<std::string> prompts = {"a b", "c d", "e f", "g h"};
+  std::vector<std::future<lbtest::RemoteResult>> futures;
+  for (const std::string& p : prompts) {
+    futures.push_back(std::async(std::launch::async, [&, p] {
+      return lbtest::generate_remote(cluster.broker(), greedy(p, 48));
+    }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  }
+  size_t tokens = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const std::vector<int32_t> got = futures[i].get().tokens;
+    tokens += got.size();
+    EXPECT_EQ(got, local_greedy(model, prompts[i], 48)) << "prompt '" << prompts[i] << "'";
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // a heartbeat carries the count
+  const nlohmann::json s = cluster.status();
+  const uint64_t batches = s["nodes"][0]["batches"].get<uint64_t>();
+  std::printf("[pipeline] %zu tokens for 4 clients in %llu batches at the head stage\n", tokens,
+              (unsigned long long)batches);
+  EXPECT_LE(batches, tokens / 3) << "concurrent requests did not share steps";
+}
+
 TEST(Pipeline, SeededSamplingEqualsOneProcess) {
   LB_REQUIRE_SHARED(shared);
   const std::string model = shared + "/models/TinyStories-656K-Q8_0.gguf";

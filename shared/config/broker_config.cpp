@@ -36,7 +36,8 @@ BrokerConfig load_broker_config(const std::string& path) {
                                        "endpoint_file",
                                        "kv_reserve_tokens",
                                        "auto_rebalance",
-                                       "kv_transfer"};
+                                       "kv_transfer",
+                                       "max_inflight_steps"};
   for (const auto& kv : root) {
     const std::string key = kv.first.as<std::string>();
     const std::string where = path + ": '" + key + "'";
@@ -76,6 +77,8 @@ BrokerConfig load_broker_config(const std::string& path) {
       c.auto_rebalance = get<bool>(v, where);
     else if (key == "kv_transfer")
       c.kv_transfer = get<bool>(v, where);
+    else if (key == "max_inflight_steps")
+      c.max_inflight_steps = get<int>(v, where);
     else if (key == "models") {
       if (!v.IsSequence()) throw Error(where + " must be a list of {name, path}");
       for (const auto& m : v) {
@@ -116,6 +119,7 @@ void validate(const BrokerConfig& c) {
   if (c.min_stages < 1) throw Error("min_stages must be at least 1");
   if (c.context < 2) throw Error("context must be at least 2 tokens");
   if (c.max_sequences < 1) throw Error("max_sequences must be at least 1");
+  if (c.max_inflight_steps < 0) throw Error("max_inflight_steps must be >= 0 (0 = auto)");
   if (c.kv_reserve_tokens < 0) throw Error("kv_reserve_tokens must be >= 0");
   if (c.max_message_bytes < 4096) throw Error("max_message_bytes must be at least 4096");
   if (c.heartbeat_ms < 10) throw Error("heartbeat_ms must be at least 10");

@@ -28,6 +28,8 @@ struct BrokerConfig {
   int min_stages = 1;      // stages to wait for before the first plan
   int64_t context = 2048;  // tokens per request (prompt + generated)
   int max_sequences = 8;   // requests generating at once (more wait their turn)
+  // Steps in the chain at once; 0 = one per distinct stage host (auto).
+  int max_inflight_steps = 0;
   // KV-cache positions per layer the planner reserves on each stage; 0 = context * max_sequences
   // (never short). Less plans more layers per stage; when caches then grow past a stage's
   // high-water mark, the stage reports pressure and the broker re-plans with what is really used.
