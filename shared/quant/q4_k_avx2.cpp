@@ -1,7 +1,6 @@
 // AVX2 Q4_K . Q8_K: per super-block, vpmaddubsw (4-bit x int8) then vpmaddwd with the sub-block
 // scale gives exact int32 lanes; the min term is mins . (pairwise bsums), also exact.
-#include "quant/q4_k.hpp"
-#include "quant/simd_x86.hpp"
+#include "quant/q4_k_simd.hpp"
 
 namespace lb {
 
@@ -14,20 +13,11 @@ float vec_dot_q4_k_q8_k_avx2(int64_t n, const void* w, const void* a) {
   __m128 acc_m = _mm_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     // [d, dmin] of the weights (F16C), times the activation scale.
-    uint32_t dd;
-    std::memcpy(&dd, &x[b].d, sizeof dd);
-    const __m128 dv =
-        _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd))), _mm_set1_ps(y[b].d));
-    uint32_t u[4];
-    unpack_scales_q4_k(x[b].scales, u);
-    const __m256i sm =
-        _mm256_cvtepu8_epi16(_mm_setr_epi32(static_cast<int>(u[0]), static_cast<int>(u[1]),
-                                            static_cast<int>(u[2]), static_cast<int>(u[3])));
+    const __m128 dv = _mm_mul_ps(simd::q4_k_d_dmin(x[b]), _mm_set1_ps(y[b].d));
+    const __m256i sm = simd::q4_k_scales_mins(x[b]);
     // Min term: m[s] * (bsums[2s] + bsums[2s+1]).
-    const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].bsums));
-    const __m128i pair_sums =
-        _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-    const __m128i mins = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), pair_sums);
+    const __m128i mins =
+        _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), simd::q8_k_pair_sums(y[b]));
     acc_m = _mm_fmadd_ps(_mm_shuffle_ps(dv, dv, 0x55), _mm_cvtepi32_ps(mins), acc_m);
 
     const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));

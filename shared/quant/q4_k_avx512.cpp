@@ -1,8 +1,7 @@
 // AVX-512 level (AVX512-VNNI on 256-bit registers) Q4_K . Q8_K: the q4_k_avx2.cpp scheme with
 // vpdpwssd folding the sub-block scale multiply and the int32 accumulation into one instruction.
 // 512-bit registers measured no faster on Zen 4. All int32 lanes exact.
-#include "quant/q4_k.hpp"
-#include "quant/simd_x86.hpp"
+#include "quant/q4_k_simd.hpp"
 
 namespace lb {
 
@@ -14,19 +13,10 @@ float vec_dot_q4_k_q8_k_avx512(int64_t n, const void* w, const void* a) {
   __m256 acc = _mm256_setzero_ps();
   __m128 acc_m = _mm_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    uint32_t dd;
-    std::memcpy(&dd, &x[b].d, sizeof dd);
-    const __m128 dv =
-        _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd))), _mm_set1_ps(y[b].d));
-    uint32_t u[4];
-    unpack_scales_q4_k(x[b].scales, u);
-    const __m256i sm =
-        _mm256_cvtepu8_epi16(_mm_setr_epi32(static_cast<int>(u[0]), static_cast<int>(u[1]),
-                                            static_cast<int>(u[2]), static_cast<int>(u[3])));
-    const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].bsums));
-    const __m128i pair_sums =
-        _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-    const __m128i mins = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), pair_sums);
+    const __m128 dv = _mm_mul_ps(simd::q4_k_d_dmin(x[b]), _mm_set1_ps(y[b].d));
+    const __m256i sm = simd::q4_k_scales_mins(x[b]);
+    const __m128i mins =
+        _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), simd::q8_k_pair_sums(y[b]));
     acc_m = _mm_fmadd_ps(_mm_shuffle_ps(dv, dv, 0x55), _mm_cvtepi32_ps(mins), acc_m);
 
     const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));
@@ -70,14 +60,8 @@ void dot_multi(int64_t n, const BlockQ4_K* x, const uint8_t* act, size_t a_strid
   const int64_t nb = n / kQK_K;
   const __m256i m4 = _mm256_set1_epi8(0x0f);
   for (int64_t b = 0; b < nb; ++b) {
-    uint32_t dd;
-    std::memcpy(&dd, &x[b].d, sizeof dd);
-    const __m128 dw = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd)));
-    uint32_t u[4];
-    unpack_scales_q4_k(x[b].scales, u);
-    const __m256i sm =
-        _mm256_cvtepu8_epi16(_mm_setr_epi32(static_cast<int>(u[0]), static_cast<int>(u[1]),
-                                            static_cast<int>(u[2]), static_cast<int>(u[3])));
+    const __m128 dw = simd::q4_k_d_dmin(x[b]);
+    const __m256i sm = simd::q4_k_scales_mins(x[b]);
     const __m128i mins_w = _mm256_extracti128_si256(sm, 1);
     const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));
     __m256i sc[8];
@@ -93,10 +77,7 @@ void dot_multi(int64_t n, const BlockQ4_K* x, const uint8_t* act, size_t a_strid
     for (int t = 0; t < T; ++t) {
       const BlockQ8_K& yb = y[t][b];
       const __m128 dv = _mm_mul_ps(dw, _mm_set1_ps(yb.d));
-      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.bsums));
-      const __m128i pair_sums =
-          _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-      const __m128i mins = _mm_madd_epi16(mins_w, pair_sums);
+      const __m128i mins = _mm_madd_epi16(mins_w, simd::q8_k_pair_sums(yb));
       acc_m[t] = _mm_fmadd_ps(_mm_shuffle_ps(dv, dv, 0x55), _mm_cvtepi32_ps(mins), acc_m[t]);
       __m256i sumi = _mm256_setzero_si256();
       for (int i = 0; i < 8; ++i) {
@@ -143,22 +124,14 @@ void dot_rows(int64_t n, const BlockQ4_K* const* x, const BlockQ8_K* y, float* o
     acc_m[r] = _mm_setzero_ps();
   }
   for (int64_t b = 0; b < nb; ++b) {
-    const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].bsums));
-    const __m128i pair_sums =
-        _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+    const __m128i pair_sums = simd::q8_k_pair_sums(y[b]);
     const __m128 da = _mm_set1_ps(y[b].d);
     const int8_t* q8 = y[b].qs;
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const BlockQ4_K& xb = x[r][b];
-      uint32_t dd;
-      std::memcpy(&dd, &xb.d, sizeof dd);
-      const __m128 dv = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd))), da);
-      uint32_t u[4];
-      unpack_scales_q4_k(xb.scales, u);
-      const __m256i sm =
-          _mm256_cvtepu8_epi16(_mm_setr_epi32(static_cast<int>(u[0]), static_cast<int>(u[1]),
-                                              static_cast<int>(u[2]), static_cast<int>(u[3])));
+      const __m128 dv = _mm_mul_ps(simd::q4_k_d_dmin(xb), da);
+      const __m256i sm = simd::q4_k_scales_mins(xb);
       const __m128i mins = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), pair_sums);
       acc_m[r] = _mm_fmadd_ps(_mm_shuffle_ps(dv, dv, 0x55), _mm_cvtepi32_ps(mins), acc_m[r]);
       const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));
