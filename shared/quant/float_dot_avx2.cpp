@@ -42,6 +42,19 @@ float main_loop(const T* x, const T* y, int64_t np, Load load) {
   return fold16(lo, hi);
 }
 
+// llamafile's GEMM order (see gemm_dot in kernels.hpp): one sixteen-lane accumulator over n (a
+// multiple of 16) elements, folded.
+template <typename T, typename Load>
+float gemm_loop(const T* x, const T* y, int64_t n, Load load) {
+  __m256 lo = _mm256_setzero_ps();
+  __m256 hi = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    lo = _mm256_fmadd_ps(load(x + i), load(y + i), lo);
+    hi = _mm256_fmadd_ps(load(x + i + 8), load(y + i + 8), hi);
+  }
+  return fold16(lo, hi);
+}
+
 // Adds the 8 products x[i..i+8) * y[i..i+8) (each rounded) to s one by one, in order.
 inline __m128 add_products_8(__m128 s, const float* x, const float* y) {
   alignas(32) float p[8];
@@ -71,15 +84,7 @@ float vec_dot_f32_avx2(int64_t n, const void* w, const void* a) {
 }
 
 float gemm_dot_f32_avx2(int64_t n, const void* w, const void* a) {
-  const float* x = static_cast<const float*>(w);
-  const float* y = static_cast<const float*>(a);
-  __m256 lo = _mm256_setzero_ps();
-  __m256 hi = _mm256_setzero_ps();
-  for (int64_t i = 0; i < n; i += 16) {
-    lo = _mm256_fmadd_ps(load_f32(x + i), load_f32(y + i), lo);
-    hi = _mm256_fmadd_ps(load_f32(x + i + 8), load_f32(y + i + 8), hi);
-  }
-  return fold16(lo, hi);
+  return gemm_loop(static_cast<const float*>(w), static_cast<const float*>(a), n, load_f32);
 }
 
 float vec_dot_f16_avx2(int64_t n, const void* w, const void* a) {
@@ -101,15 +106,7 @@ float vec_dot_f16_avx2(int64_t n, const void* w, const void* a) {
 }
 
 float gemm_dot_f16_avx2(int64_t n, const void* w, const void* a) {
-  const Half* x = static_cast<const Half*>(w);
-  const Half* y = static_cast<const Half*>(a);
-  __m256 lo = _mm256_setzero_ps();
-  __m256 hi = _mm256_setzero_ps();
-  for (int64_t i = 0; i < n; i += 16) {
-    lo = _mm256_fmadd_ps(load_f16(x + i), load_f16(y + i), lo);
-    hi = _mm256_fmadd_ps(load_f16(x + i + 8), load_f16(y + i + 8), hi);
-  }
-  return fold16(lo, hi);
+  return gemm_loop(static_cast<const Half*>(w), static_cast<const Half*>(a), n, load_f16);
 }
 
 }  // namespace lb
