@@ -19,20 +19,7 @@ inline __m256 int_dot(const BlockQ8_0& x, const BlockQ8_0& y) {
 float vec_dot_q8_0_q8_0_avx2(int64_t n, const void* w, const void* a) {
   const BlockQ8_0* x = static_cast<const BlockQ8_0*>(w);
   const BlockQ8_0* y = static_cast<const BlockQ8_0*>(a);
-  const int64_t nb = n / kQK8_0;
-  __m256 acc = _mm256_setzero_ps();
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    const __m128 s = simd::scale_pair(x[b].d, x[b + 1].d, y[b].d, y[b + 1].d);
-    acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), int_dot(x[b], y[b]), acc);
-    acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(s)), int_dot(x[b + 1], y[b + 1]),
-                          acc);
-  }
-  if (b < nb) {
-    const __m128 s = simd::scale_pair(x[b].d, x[b].d, y[b].d, y[b].d);
-    acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), int_dot(x[b], y[b]), acc);
-  }
-  return simd::hsum(acc);  // = ggml's hsum_float_8
+  return simd::sum_q8_0_blocks(x, y, n / kQK8_0, [&](int64_t b) { return int_dot(x[b], y[b]); });
 }
 
 }  // namespace lb

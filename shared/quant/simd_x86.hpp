@@ -74,6 +74,25 @@ inline __m128 scale_pair(Half w0, Half w1, Half a0, Half a1) {
   return _mm_mul_ps(f, _mm_movehl_ps(f, f));
 }
 
+// ggml's Q8_0 . Q8_0 order over nb blocks (see q8_0.hpp): per block the exact integer dot as
+// eight float lanes (int_dot(b)), fused with d_w * d_a into one accumulator, the scales of two
+// blocks converted at a time; folded as ggml's hsum_float_8. The levels differ only in int_dot.
+template <typename Block, typename IntDot>
+inline float sum_q8_0_blocks(const Block* x, const Block* y, int64_t nb, IntDot int_dot) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    const __m128 s = scale_pair(x[b].d, x[b + 1].d, y[b].d, y[b + 1].d);
+    acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), int_dot(b), acc);
+    acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(s)), int_dot(b + 1), acc);
+  }
+  if (b < nb) {
+    const __m128 s = scale_pair(x[b].d, x[b].d, y[b].d, y[b].d);
+    acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), int_dot(b), acc);
+  }
+  return hsum(acc);
+}
+
 // [s0 x 4, s1 x 4] from the low two lanes of s.
 inline __m256 spread_pair(__m128 s) {
   return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(s),
