@@ -6,6 +6,7 @@
 #include <queue>
 
 #include "tokenizer/pretokenize.hpp"
+#include "tokenizer/symbols.hpp"
 #include "tokenizer/utf8.hpp"
 
 namespace lb {
@@ -33,13 +34,6 @@ const ByteTables& tables() {
   return t;
 }
 
-struct Symbol {
-  int prev;
-  int next;
-  size_t off;
-  size_t len;
-};
-
 struct Bigram {
   int left;
   int right;
@@ -55,17 +49,9 @@ struct BigramOrder {
 };
 
 void tokenize_word(const Vocab& vocab, const std::string& word, std::vector<int32_t>& out) {
-  std::vector<Symbol> sym;
-  if (vocab.ignore_merges && vocab.find(word) >= 0) {
-    sym.push_back(Symbol{-1, -1, 0, word.size()});
-  } else {
-    for (size_t off = 0; off < word.size();) {
-      const size_t len = std::min(utf8::len_from_lead(uint8_t(word[off])), word.size() - off);
-      const int idx = int(sym.size());
-      sym.push_back(Symbol{idx - 1, off + len == word.size() ? -1 : idx + 1, off, len});
-      off += len;
-    }
-  }
+  std::vector<Symbol> sym = vocab.ignore_merges && vocab.find(word) >= 0
+                                ? std::vector<Symbol>{Symbol{-1, -1, 0, word.size()}}
+                                : utf8_symbols(word);
 
   std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue;
   auto text_of = [&](int i) { return word.substr(sym[size_t(i)].off, sym[size_t(i)].len); };

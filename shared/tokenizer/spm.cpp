@@ -3,20 +3,13 @@
 #include <algorithm>
 #include <queue>
 
-#include "tokenizer/utf8.hpp"
+#include "tokenizer/symbols.hpp"
 
 namespace lb {
 
 namespace {
 
 const char kEscapedSpace[] = "\xE2\x96\x81";
-
-struct Symbol {
-  int prev;
-  int next;
-  size_t off;  // into the text
-  size_t len;  // bytes; 0 once merged into its left neighbour
-};
 
 struct Bigram {
   int left;
@@ -58,14 +51,7 @@ std::string spm_unescape_spaces(const std::string& text) {
 
 void spm_tokenize(const Vocab& vocab, const std::string& text, std::vector<int32_t>& out) {
   if (text.empty()) return;
-  std::vector<Symbol> sym;
-  sym.reserve(text.size());
-  for (size_t off = 0; off < text.size();) {
-    const size_t len = std::min(utf8::len_from_lead(uint8_t(text[off])), text.size() - off);
-    const int idx = int(sym.size());
-    sym.push_back(Symbol{idx - 1, off + len == text.size() ? -1 : idx + 1, off, len});
-    off += len;
-  }
+  std::vector<Symbol> sym = utf8_symbols(text);
 
   std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue;
   std::string scratch;
