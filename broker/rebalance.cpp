@@ -30,16 +30,13 @@ void Broker::on_stage_budget(const std::string& peer, const wire::Budget& m) {
   if (n == nodes_.end()) throw Error("budget from an unregistered stage");
   spdlog::info("broker: stage '{}' reports a new budget: {} -> {}", peer,
                format_bytes(n->second.info.budget), format_bytes(m.budget));
-  if (!plan_ || migration_) {
-    // Planned with at the next plan (or rebalance); a stage past its high-water mark meanwhile
-    // reports pressure, which re-plans.
-    n->second.info.budget = m.budget;
-    return;
-  }
+  // Kept even when no plan can change now: the next plan uses it, and a stage past its
+  // high-water mark meanwhile reports pressure, which re-plans.
+  n->second.info.budget = m.budget;
+  if (!plan_ || migration_) return;
   try {
     change_plan(wire::Control{"set_budget", peer, m.budget, ""});
   } catch (const Error& e) {
-    n->second.info.budget = m.budget;
     spdlog::error("broker: cannot plan with the new budget of '{}': {}", peer, e.what());
   }
 }

@@ -45,14 +45,15 @@ KvIntake::KvIntake(const wire::Assign& a, KvCache* old, KvCache* fresh)
   if (!fresh) return;
   for (const wire::KvHold& h : a.kv) {
     n_pos_[h.req] = h.n_pos;
-    if (!fresh->adopt(h.req, h.n_pos, old)) missing_.insert(h.req);
+    if (!fresh->adopt(h.req, h.n_pos, old)) {
+      missing_.insert(h.req);  // replayed whatever arrives for it: nothing to wait for
+      continue;
+    }
     for (int64_t l = fresh->begin(); l < fresh->end(); ++l) {
       const bool had = old && l >= old->begin() && l < old->end();
       if (!had) pending_[{h.req, l}] = 0;
     }
   }
-  // A request already missing here is replayed whatever arrives for it.
-  for (uint64_t req : std::set<uint64_t>(missing_)) give_up(req);
 }
 
 void KvIntake::give_up(uint64_t req) {
