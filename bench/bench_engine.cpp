@@ -5,6 +5,7 @@
 #include <cstring>
 #include <iterator>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "bench_models.hpp"
@@ -88,10 +89,10 @@ double batched_step_ms(lb::RangeRunner& runner, int32_t n_vocab, int rows, int64
   return best;
 }
 
-Row measure(const std::string& type, lb::ThreadPool& pool) {
+Row measure(const std::string& type, lb::WeightLayout layout, lb::ThreadPool& pool) {
   auto file = std::make_shared<lb::GgufFile>(lbbench::tinyllama_shaped(type));
   const lb::HParams hp = lb::read_hparams(*file);
-  lb::ModelWeights w(file, 0, hp.n_layers);
+  lb::ModelWeights w(file, 0, hp.n_layers, nullptr, layout);
   lb::RangeRunner runner(w, pool, 512);
   // Bytes a decode step reads: every layer's weights and the output head (one embedding row is
   // negligible).
@@ -123,7 +124,8 @@ Row measure(const std::string& type, lb::ThreadPool& pool) {
   }
   const double decode_tps = n_decode / secs(t0);
 
-  Row row{type, per_token / 1e9, prompt_tps, decode_tps, 0, {}};
+  const std::string label = layout == lb::WeightLayout::File ? type + " as filed" : type;
+  Row row{label, per_token / 1e9, prompt_tps, decode_tps, 0, {}};
   runner.kv().clear();
   lb::StepInput prompts;
   for (int s = 0; s < kMaxBatch; ++s) {
@@ -148,24 +150,29 @@ int main() {
   lb::ThreadPool pool(2);
   const double bw = read_bandwidth(pool);
   std::printf("read bandwidth, 2 threads: %.1f GB/s\n\n", bw / 1e9);
-  std::printf("%-6s %12s %14s %12s %14s %10s\n", "type", "GB/token", "prompt tok/s", "decode tok/s",
-              "roofline tok/s", "% roofline");
+  std::printf("%-14s %12s %14s %12s %14s %10s\n", "type", "GB/token", "prompt tok/s",
+              "decode tok/s", "roofline tok/s", "% roofline");
   std::vector<Row> rows;
-  for (const char* type : {"q8_0", "q4_0", "q4_k"}) {
-    Row r = measure(type, pool);
+  // Q4_0 also as the file lays it out: what rearranging it for the kernels (repack_for) gains.
+  const std::pair<const char*, lb::WeightLayout> cases[] = {{"q8_0", lb::WeightLayout::Fastest},
+                                                            {"q4_0", lb::WeightLayout::Fastest},
+                                                            {"q4_0", lb::WeightLayout::File},
+                                                            {"q4_k", lb::WeightLayout::Fastest}};
+  for (const auto& [type, layout] : cases) {
+    Row r = measure(type, layout, pool);
     r.roofline_tps = bw / (r.weight_gb * 1e9);
-    std::printf("%-6s %12.3f %14.1f %12.2f %14.2f %9.1f%%\n", r.type.c_str(), r.weight_gb,
+    std::printf("%-14s %12.3f %14.1f %12.2f %14.2f %9.1f%%\n", r.type.c_str(), r.weight_gb,
                 r.prompt_tps, r.decode_tps, r.roofline_tps, 100.0 * r.decode_tps / r.roofline_tps);
     rows.push_back(r);
   }
   std::printf(
       "\nbatched decode: ms per step of N single-token rows (different sequences), and\n"
-      "tokens/s of the step relative to one row\n%-6s",
+      "tokens/s of the step relative to one row\n%-14s",
       "type");
   for (int b : kBatchSizes) std::printf("  %8s N=%d", "", b);
   std::printf("\n");
   for (const Row& r : rows) {
-    std::printf("%-6s", r.type.c_str());
+    std::printf("%-14s", r.type.c_str());
     for (size_t i = 0; i < std::size(kBatchSizes); ++i) {
       std::printf("  %6.1f (%3.1fx)", r.batch_step_ms[i],
                   kBatchSizes[i] * r.batch_step_ms[0] / r.batch_step_ms[i]);

@@ -308,7 +308,9 @@ void Stage::on_assign(const wire::Assign& a) {
   // pages the new range does not hold. The old caches outlive the old range until their layers
   // have gone where they belong: kept ones into the new caches, lost ones to their new owners.
   std::unique_ptr<ModelWeights> next;
-  if (a.begin < a.end) next = std::make_unique<ModelWeights>(file_, a.begin, a.end);
+  if (a.begin < a.end) {
+    next = std::make_unique<ModelWeights>(file_, a.begin, a.end, weights_.get());
+  }
   std::optional<KvCache> old_kv;
   if (runner_) old_kv.emplace(std::move(runner_->kv()));
   runner_.reset();

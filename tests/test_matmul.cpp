@@ -15,6 +15,7 @@
 #include "quant/float_dot.hpp"
 #include "quant/kernels.hpp"
 #include "quant/q4_0.hpp"
+#include "quant/q4_0_x8.hpp"
 #include "quant/q4_k.hpp"
 #include "quant/q6_k.hpp"
 #include "quant/q8_0.hpp"
@@ -59,6 +60,12 @@ std::vector<uint8_t> weights(GgmlType type, int64_t rows, int64_t n, uint32_t se
       case GgmlType::Q4_0:
         lb::quantize_row_q4_0_ref(src, dst, n);
         break;
+      case GgmlType::Q4_0_X8: {
+        std::vector<lb::BlockQ4_0> q(size_t(n / lb::kQK4_0));
+        lb::quantize_row_q4_0_ref(src, q.data(), n);
+        lb::repack_row_q4_0_x8(q.data(), dst, n);
+        break;
+      }
       case GgmlType::Q4_K:
         lb::quantize_row_q4_k_ref(src, dst, n);
         break;
@@ -70,16 +77,22 @@ std::vector<uint8_t> weights(GgmlType type, int64_t rows, int64_t n, uint32_t se
   return w;
 }
 
-const GgmlType kTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::Q8_0,
-                           GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K};
+const GgmlType kTypes[] = {GgmlType::F32,     GgmlType::F16,  GgmlType::Q8_0, GgmlType::Q4_0,
+                           GgmlType::Q4_0_X8, GgmlType::Q4_K, GgmlType::Q6_K};
+
+// Types whose rows come in blocks of 256 elements.
+bool blocks_of_256(GgmlType type) {
+  return type == GgmlType::Q4_K || type == GgmlType::Q6_K || type == GgmlType::Q4_0_X8;
+}
 
 TEST(VecDotMulti, SameBitsAsVecDotAtEveryLevel) {
   for (GgmlType type : kTypes) {
-    const bool k_quant = type == GgmlType::Q4_K || type == GgmlType::Q6_K;
+    const bool wide_blocks = blocks_of_256(type);
     // Odd and even block counts, whole and partial groups of eight (Q8_0 kernels take blocks in
     // pairs, Q4_0 kernels in eights, and passes of 64 blocks).
-    const std::vector<int64_t> sizes = k_quant ? std::vector<int64_t>{256, 768, 2048}
-                                               : std::vector<int64_t>{32, 96, 160, 288, 2048, 2080};
+    const std::vector<int64_t> sizes = wide_blocks
+                                           ? std::vector<int64_t>{256, 768, 2048}
+                                           : std::vector<int64_t>{32, 96, 160, 288, 2048, 2080};
     for (int64_t n : sizes) {
       const int64_t n_rows = 35;  // more than a pass of 32 rows
       const std::vector<uint8_t> w = weights(type, n_rows, n, uint32_t(n));
@@ -114,9 +127,10 @@ TEST(VecDotMulti, SameBitsAsVecDotAtEveryLevel) {
 // vec_dot_rows (kDotRows weight rows, one activation row) against vec_dot row by row, bit for bit.
 TEST(VecDotRows, SameBitsAsVecDotAtEveryLevel) {
   for (GgmlType type : kTypes) {
-    const bool k_quant = type == GgmlType::Q4_K || type == GgmlType::Q6_K;
-    const std::vector<int64_t> sizes = k_quant ? std::vector<int64_t>{256, 768, 2048}
-                                               : std::vector<int64_t>{32, 64, 96, 160, 288, 2048};
+    const bool wide_blocks = blocks_of_256(type);
+    const std::vector<int64_t> sizes = wide_blocks
+                                           ? std::vector<int64_t>{256, 768, 2048}
+                                           : std::vector<int64_t>{32, 64, 96, 160, 288, 2048};
     for (int64_t n : sizes) {
       const std::vector<uint8_t> w = weights(type, lb::kDotRows, n, uint32_t(n + 7));
       const size_t wb = lb::row_bytes(type, n);

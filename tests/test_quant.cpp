@@ -15,6 +15,7 @@
 #include "quant/ggml_type.hpp"
 #include "quant/kernels.hpp"
 #include "quant/q4_0.hpp"
+#include "quant/q4_0_x8.hpp"
 #include "quant/q4_k.hpp"
 #include "quant/q6_k.hpp"
 #include "quant/q8_0.hpp"
@@ -902,6 +903,56 @@ TEST(Dot, Q4_0Order) {
     EXPECT_EQ(bits_of(lb::kernels_for(GgmlType::Q4_0, level).vec_dot(n, w.data(), a.data())),
               bits_of(want))
         << lb::simd_name(level);
+  }
+}
+
+// Q4_0_X8 (q4_0_x8.hpp) is Q4_0 rearranged: the same values, and Q4_0's dot bits at every level,
+// against Q4_0's scalar reference on the file layout.
+TEST(Dot, Q4_0X8IsQ4_0Rearranged) {
+  for (int64_t n : {256, 512, 2048, 5632}) {
+    const std::vector<float> wf = test_data(n, uint32_t(47 + n)),
+                             af = test_data(n, uint32_t(48 + n));
+    std::vector<lb::BlockQ4_0> w(size_t(n / 32));
+    std::vector<lb::BlockQ8_0> a(size_t(n / 32));
+    lb::quantize_row_q4_0_ref(wf.data(), w.data(), n);
+    lb::quantize_row_q8_0(af.data(), a.data(), n);
+    std::vector<lb::BlockQ4_0x8> wx(size_t(n / 256));
+    std::vector<lb::BlockQ8_0x8> ax(size_t(n / 256));
+    ASSERT_EQ(lb::row_bytes(GgmlType::Q4_0_X8, n), wx.size() * sizeof(lb::BlockQ4_0x8));
+    ASSERT_EQ(lb::row_bytes(GgmlType::Q8_0_X8, n), ax.size() * sizeof(lb::BlockQ8_0x8));
+    lb::repack_row_q4_0_x8(w.data(), wx.data(), n);
+    lb::quantize_row_q8_0_x8(af.data(), ax.data(), n);
+
+    std::vector<float> want(static_cast<size_t>(n)), got(static_cast<size_t>(n));
+    lb::dequantize_row_q4_0(w.data(), want.data(), n);
+    lb::dequantize_row_q4_0_x8(wx.data(), got.data(), n);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(bits_of(got[i]), bits_of(want[i])) << n << " " << i;
+
+    const float ref = lb::vec_dot_q4_0_q8_0(n, w.data(), a.data());
+    for (SimdLevel level : all_levels()) {
+      if (level > lb::detected_simd()) continue;
+      const lb::Kernels& k = lb::kernels_for(GgmlType::Q4_0_X8, level);
+      EXPECT_EQ(k.act_type, GgmlType::Q8_0_X8);
+      EXPECT_EQ(bits_of(k.vec_dot(n, wx.data(), ax.data())), bits_of(ref))
+          << "n=" << n << " " << lb::simd_name(level);
+    }
+  }
+}
+
+// The rearranged layouts are the engine's own: no file may name them, and only Q4_0 rows of
+// whole groups are rearranged, only where the AVX-512 kernels run.
+TEST(Dot, Q4_0X8OnlyInMemory) {
+  EXPECT_EQ(lb::type_info(static_cast<uint32_t>(GgmlType::Q4_0_X8)), nullptr);
+  EXPECT_EQ(lb::type_info(static_cast<uint32_t>(GgmlType::Q8_0_X8)), nullptr);
+  EXPECT_STREQ(lb::type_name(GgmlType::Q4_0_X8), "q4_0_x8");
+  EXPECT_EQ(lb::repack_for(GgmlType::Q4_0, 2048, SimdLevel::Avx2).row, nullptr);
+  EXPECT_EQ(lb::repack_for(GgmlType::Q4_0, 896, SimdLevel::Avx512).row, nullptr);
+  EXPECT_EQ(lb::repack_for(GgmlType::Q8_0, 2048, SimdLevel::Avx512).row, nullptr);
+  const lb::Repack r = lb::repack_for(GgmlType::Q4_0, 2048, SimdLevel::Avx512);
+  if (lb::detected_simd() == SimdLevel::Avx512) {
+    EXPECT_EQ(r.layout, GgmlType::Q4_0_X8);
+  } else {
+    EXPECT_EQ(r.row, nullptr);
   }
 }
 

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "model/forward.hpp"
+#include "quant/kernels.hpp"
 #include "synth/synth.hpp"
 #include "test_support.hpp"
 
@@ -40,12 +41,14 @@ std::vector<StepInput> mixed_steps(int64_t n_vocab) {
 // Runs the steps through chained ranges split at `cuts` and returns all logits, step by step.
 std::vector<std::vector<float>> run_chain(const std::shared_ptr<lb::GgufFile>& file,
                                           const std::vector<int64_t>& bounds,
-                                          const std::vector<StepInput>& steps) {
+                                          const std::vector<StepInput>& steps,
+                                          lb::WeightLayout layout = lb::WeightLayout::Fastest) {
   lb::ThreadPool pool(2);
   std::vector<std::unique_ptr<lb::ModelWeights>> weights;
   std::vector<std::unique_ptr<lb::RangeRunner>> runners;
   for (size_t i = 0; i + 1 < bounds.size(); ++i) {
-    weights.push_back(std::make_unique<lb::ModelWeights>(file, bounds[i], bounds[i + 1]));
+    weights.push_back(
+        std::make_unique<lb::ModelWeights>(file, bounds[i], bounds[i + 1], nullptr, layout));
     runners.push_back(std::make_unique<lb::RangeRunner>(*weights.back(), pool, 64));
   }
   std::vector<std::vector<float>> logits;
@@ -171,4 +174,24 @@ TEST(Ranges, RejectsMalformedSteps) {
   EXPECT_THROW(r2.step(short_hidden, out), lb::Error);
   EXPECT_THROW(lb::ModelWeights(file, 3, 5), lb::Error);
   EXPECT_THROW(lb::ModelWeights(file, 2, 2), lb::Error);
+}
+
+// Weights rearranged for the kernels (Q4_0 on AVX-512 machines) give the bits the file's layout
+// gives, and a range built after another of the same file shares what that one rearranged.
+TEST(Ranges, RearrangedWeightsGiveTheFileLayoutsBits) {
+  lbtest::TempDir dir("ranges");
+  auto file = std::make_shared<lb::GgufFile>(synth(dir, "llama", "q4_0"));
+  const lb::HParams hp = lb::read_hparams(*file);
+  const auto steps = mixed_steps(hp.n_vocab);
+  expect_bitwise_equal(run_chain(file, {0, hp.n_layers}, steps, lb::WeightLayout::File),
+                       run_chain(file, {0, 2, hp.n_layers}, steps), "rearranged vs as filed");
+
+  lb::ModelWeights first(file, 0, 3);
+  lb::ModelWeights second(file, 2, 4, &first);
+  const lb::Repack r = lb::repack_for(lb::GgmlType::Q4_0, hp.dim);
+  EXPECT_EQ(first.layer(2).wq.type, r.layout);
+  EXPECT_EQ(second.layer(3).w_down.type, r.layout);
+  if (!r.row) GTEST_SKIP() << "no rearranged layout for Q4_0 on this CPU";
+  EXPECT_EQ(second.layer(2).wq.data, first.layer(2).wq.data) << "rearranged again, not shared";
+  EXPECT_NE(second.layer(3).wq.data, file->tensor("blk.3.attn_q.weight").data);
 }

@@ -1,6 +1,10 @@
 #include "model/weights.hpp"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "quant/kernels.hpp"
 
@@ -35,18 +39,53 @@ const float* vec(const GgufFile& f, const std::string& name, int64_t n,
   return reinterpret_cast<const float*>(t.data);
 }
 
-Matrix mat(const GgufFile& f, const std::string& name, int64_t cols, int64_t rows,
-           std::vector<const GgufTensor*>& held) {
-  const GgufTensor& t = expect(f, name, cols, rows);
-  kernels_for(t.type);  // throws for types we cannot compute with, naming the type
-  held.push_back(&t);
-  return Matrix{t.data, t.type, cols, rows};
-}
-
 }  // namespace
 
-ModelWeights::ModelWeights(std::shared_ptr<const GgufFile> file, int64_t begin, int64_t end)
-    : file_(std::move(file)), hp_(read_hparams(*file_)), begin_(begin), end_(end) {
+PackedMatrix::PackedMatrix(size_t bytes) : bytes_(bytes) {
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    throw Error("cannot allocate " + std::to_string(bytes) +
+                " bytes for a rearranged weight matrix: " + std::strerror(errno));
+  }
+  ::madvise(p, bytes, MADV_HUGEPAGE);  // a hint: without transparent huge pages, 4 KiB pages
+  data_ = static_cast<uint8_t*>(p);
+}
+
+PackedMatrix::~PackedMatrix() {
+  ::munmap(data_, bytes_);
+}
+
+Matrix ModelWeights::matrix(const std::string& name, int64_t cols, int64_t rows, bool multiplied,
+                            std::vector<const GgufTensor*>& held, const ModelWeights* predecessor) {
+  const GgufTensor& t = expect(*file_, name, cols, rows);
+  kernels_for(t.type);  // throws for types we cannot compute with, naming the type
+  held.push_back(&t);
+  const Repack repack = repack_for(t.type, cols);
+  if (!multiplied || !repack.row || layout_ == WeightLayout::File) {
+    return Matrix{t.data, t.type, cols, rows};
+  }
+  std::shared_ptr<const PackedMatrix>& packed = packed_[&t];
+  if (predecessor && &predecessor->file() == file_.get()) {
+    const auto it = predecessor->packed_.find(&t);
+    if (it != predecessor->packed_.end()) packed = it->second;
+  }
+  if (!packed) {
+    const size_t src_row = row_bytes(t.type, cols);
+    const size_t dst_row = row_bytes(repack.layout, cols);
+    auto p = std::make_shared<PackedMatrix>(dst_row * size_t(rows));
+    const uint8_t* src = static_cast<const uint8_t*>(t.data);
+    for (int64_t r = 0; r < rows; ++r) {
+      repack.row(src + size_t(r) * src_row, p->data() + size_t(r) * dst_row, cols);
+    }
+    file_->release(t);
+    packed = std::move(p);
+  }
+  return Matrix{packed->data(), repack.layout, cols, rows};
+}
+
+ModelWeights::ModelWeights(std::shared_ptr<const GgufFile> file, int64_t begin, int64_t end,
+                           const ModelWeights* predecessor, WeightLayout layout)
+    : file_(std::move(file)), hp_(read_hparams(*file_)), begin_(begin), end_(end), layout_(layout) {
   const GgufFile& f = *file_;
   if (begin < 0 || end > hp_.n_layers || begin >= end) {
     throw Error("layer range [" + std::to_string(begin) + ", " + std::to_string(end) +
@@ -56,10 +95,10 @@ ModelWeights::ModelWeights(std::shared_ptr<const GgufFile> file, int64_t begin, 
     LayerWeights L;
     auto& h = L.tensors;
     L.attn_norm = vec(f, blk(il, "attn_norm.weight"), hp_.dim, h);
-    L.wq = mat(f, blk(il, "attn_q.weight"), hp_.dim, hp_.q_dim(), h);
-    L.wk = mat(f, blk(il, "attn_k.weight"), hp_.dim, hp_.kv_dim(), h);
-    L.wv = mat(f, blk(il, "attn_v.weight"), hp_.dim, hp_.kv_dim(), h);
-    L.wo = mat(f, blk(il, "attn_output.weight"), hp_.q_dim(), hp_.dim, h);
+    L.wq = matrix(blk(il, "attn_q.weight"), hp_.dim, hp_.q_dim(), true, h, predecessor);
+    L.wk = matrix(blk(il, "attn_k.weight"), hp_.dim, hp_.kv_dim(), true, h, predecessor);
+    L.wv = matrix(blk(il, "attn_v.weight"), hp_.dim, hp_.kv_dim(), true, h, predecessor);
+    L.wo = matrix(blk(il, "attn_output.weight"), hp_.q_dim(), hp_.dim, true, h, predecessor);
     if (hp_.qkv_bias) {
       L.bq = vec(f, blk(il, "attn_q.bias"), hp_.q_dim(), h);
       L.bk = vec(f, blk(il, "attn_k.bias"), hp_.kv_dim(), h);
@@ -70,23 +109,28 @@ ModelWeights::ModelWeights(std::shared_ptr<const GgufFile> file, int64_t begin, 
       L.k_norm = vec(f, blk(il, "attn_k_norm.weight"), hp_.head_dim, h);
     }
     L.ffn_norm = vec(f, blk(il, "ffn_norm.weight"), hp_.dim, h);
-    L.w_gate = mat(f, blk(il, "ffn_gate.weight"), hp_.dim, hp_.ffn, h);
-    L.w_up = mat(f, blk(il, "ffn_up.weight"), hp_.dim, hp_.ffn, h);
-    L.w_down = mat(f, blk(il, "ffn_down.weight"), hp_.ffn, hp_.dim, h);
+    L.w_gate = matrix(blk(il, "ffn_gate.weight"), hp_.dim, hp_.ffn, true, h, predecessor);
+    L.w_up = matrix(blk(il, "ffn_up.weight"), hp_.dim, hp_.ffn, true, h, predecessor);
+    L.w_down = matrix(blk(il, "ffn_down.weight"), hp_.ffn, hp_.dim, true, h, predecessor);
     layers_.push_back(std::move(L));
   }
   if (f.find_tensor("rope_freqs.weight")) {
     rope_freqs_ = vec(f, "rope_freqs.weight", hp_.rope_dims / 2, global_tensors_);
   }
   if (has_embedding() || (has_head() && hp_.tied_embeddings)) {
-    token_embd_ = mat(f, "token_embd.weight", hp_.dim, hp_.n_vocab, global_tensors_);
+    // Multiplied with only as the tied output head.
+    token_embd_ = matrix("token_embd.weight", hp_.dim, hp_.n_vocab,
+                         has_head() && hp_.tied_embeddings, global_tensors_, predecessor);
   }
   if (has_head()) {
     output_norm_ = vec(f, "output_norm.weight", hp_.dim, global_tensors_);
     output_ = hp_.tied_embeddings ? token_embd_
-                                  : mat(f, "output.weight", hp_.dim, hp_.n_vocab, global_tensors_);
+                                  : matrix("output.weight", hp_.dim, hp_.n_vocab, true,
+                                           global_tensors_, predecessor);
   }
-  for (const GgufTensor* t : held_tensors()) f.prefetch(*t);
+  for (const GgufTensor* t : held_tensors()) {
+    if (!packed_.count(t)) f.prefetch(*t);
+  }
 }
 
 ModelWeights::~ModelWeights() {

@@ -2,7 +2,9 @@
 // The weights one process holds: layers [begin, end) of a GGUF model, plus the token embedding
 // when begin == 0 and the output head when end == n_layers. Tensors are used in place in the
 // file mapping; only the held tensors' pages are faulted in, and a range change gives dropped
-// tensors' pages back to the kernel.
+// tensors' pages back to the kernel. Matrices the kernels compute faster with in another layout
+// (repack_for) are rearranged into memory of their own instead, and their file pages given back.
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -25,10 +27,34 @@ struct LayerWeights {
   std::vector<const GgufTensor*> tensors;  // everything above, for byte counts and paging
 };
 
+// A weight matrix rearranged for the kernels, in anonymous memory of its own: in huge pages where
+// the kernel gives them, so decode, which streams every matrix once per token, misses the TLB
+// once per 2 MiB rather than once per 4 KiB.
+class PackedMatrix {
+ public:
+  explicit PackedMatrix(size_t bytes);
+  ~PackedMatrix();
+  PackedMatrix(const PackedMatrix&) = delete;
+  PackedMatrix& operator=(const PackedMatrix&) = delete;
+  uint8_t* data() const { return data_; }
+
+ private:
+  uint8_t* data_;
+  size_t bytes_;
+};
+
+// Whether matrices are rearranged for the kernels (the same results, faster) or used as the file
+// lays them out (benchmarks compare the two).
+enum class WeightLayout { Fastest, File };
+
 class ModelWeights {
  public:
-  // Validates every tensor of the range (presence, shape, type) and faults in its pages.
-  ModelWeights(std::shared_ptr<const GgufFile> file, int64_t begin, int64_t end);
+  // Validates every tensor of the range (presence, shape, type) and faults in its pages (or
+  // rearranges it). Matrices `predecessor` (a range of the same file) already rearranged are
+  // shared with it rather than done again, so a rebalance pays only for the layers it adds.
+  ModelWeights(std::shared_ptr<const GgufFile> file, int64_t begin, int64_t end,
+               const ModelWeights* predecessor = nullptr,
+               WeightLayout layout = WeightLayout::Fastest);
   ~ModelWeights();
   ModelWeights(const ModelWeights&) = delete;
   ModelWeights& operator=(const ModelWeights&) = delete;
@@ -55,6 +81,10 @@ class ModelWeights {
 
  private:
   std::vector<const GgufTensor*> held_tensors() const;
+  // The tensor `name` of shape [cols, rows] as a Matrix, noted in `held`; `multiplied` says the
+  // engine multiplies with it (else it only looks rows up, which the file's layout serves).
+  Matrix matrix(const std::string& name, int64_t cols, int64_t rows, bool multiplied,
+                std::vector<const GgufTensor*>& held, const ModelWeights* predecessor);
 
   std::shared_ptr<const GgufFile> file_;
   HParams hp_;
@@ -66,6 +96,8 @@ class ModelWeights {
   const float* rope_freqs_ = nullptr;
   std::vector<const GgufTensor*> global_tensors_;
   std::vector<const GgufTensor*> kept_by_successor_;
+  WeightLayout layout_;
+  std::map<const GgufTensor*, std::shared_ptr<const PackedMatrix>> packed_;
 };
 
 // Bytes of one layer's tensors, of the embedding and of the head, without loading anything

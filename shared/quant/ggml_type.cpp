@@ -47,7 +47,18 @@ constexpr Entry kTypes[] = {
     {40, {"nvfp4",   64,  36,  false}},
     {41, {"q1_0",    128, 18,  false}},
 };
+constexpr Entry kEngineLayouts[] = {
+    {0x10002, {"q4_0_x8", 256, 144, true}},
+    {0x10008, {"q8_0_x8", 256, 320, false}},  // activation type only
+};
 // clang-format on
+
+const TypeInfo* any_info(GgmlType t) {
+  for (const Entry& e : kEngineLayouts) {
+    if (e.number == static_cast<uint32_t>(t)) return &e.info;
+  }
+  return type_info(static_cast<uint32_t>(t));
+}
 
 }  // namespace
 
@@ -59,12 +70,12 @@ const TypeInfo* type_info(uint32_t type) {
 }
 
 const char* type_name(GgmlType t) {
-  const TypeInfo* info = type_info(static_cast<uint32_t>(t));
+  const TypeInfo* info = any_info(t);
   return info ? info->name : "unknown";
 }
 
 size_t row_bytes(GgmlType t, int64_t n) {
-  const TypeInfo* info = type_info(static_cast<uint32_t>(t));
+  const TypeInfo* info = any_info(t);
   if (!info) return 0;
   return static_cast<size_t>(n / info->block_size) * info->block_bytes;
 }

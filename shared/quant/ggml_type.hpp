@@ -22,6 +22,10 @@ enum class GgmlType : uint32_t {
   Q6_K = 14,
   Q8_K = 15,
   BF16 = 30,
+  // Layouts the engine rearranges weights (and their activations) into when it loads them; never
+  // in a file (type_info rejects them), numbered outside GGUF's range.
+  Q4_0_X8 = 0x10002,
+  Q8_0_X8 = 0x10008,
 };
 
 // Dot product of one weight row (n elements, stored in the weight type) with one activation row
@@ -54,7 +58,8 @@ struct TypeInfo {
   bool supported;      // layerbus can compute with it
 };
 
-// Layout facts for any type GGUF may name; returns nullptr for numbers that are no ggml type.
+// Layout facts for any type GGUF may name; returns nullptr for numbers that are no ggml type (and
+// for the engine's own layouts, which no file may name).
 const TypeInfo* type_info(uint32_t type);
 const char* type_name(GgmlType t);
 // Bytes of a row of n elements; n must be a multiple of the block size (checked by callers).

@@ -12,6 +12,7 @@
 
 #include "quant/float_dot.hpp"
 #include "quant/q4_0.hpp"
+#include "quant/q4_0_x8.hpp"
 #include "quant/q4_k.hpp"
 #include "quant/q6_k.hpp"
 #include "quant/q8_0.hpp"
@@ -102,6 +103,16 @@ const Row kQ4_0 = {
     {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q4_0, vec_dot_q4_0_q8_0_avx512, nullptr,
      vec_dot_q4_0_q8_0_multi_avx512, vec_dot_q4_0_q8_0_rows_avx512},
 };
+// No AVX2 kernel: weights are rearranged only where the AVX-512 one runs (repack_for).
+const Row kQ4_0_X8 = {
+    {GgmlType::Q8_0_X8, quantize_row_q8_0_x8, dequantize_row_q4_0_x8, vec_dot_q4_0_x8_q8_0_x8,
+     nullptr, each_row<vec_dot_q4_0_x8_q8_0_x8>, nullptr},
+    {GgmlType::Q8_0_X8, quantize_row_q8_0_x8, dequantize_row_q4_0_x8, vec_dot_q4_0_x8_q8_0_x8,
+     nullptr, each_row<vec_dot_q4_0_x8_q8_0_x8>, nullptr},
+    {GgmlType::Q8_0_X8, quantize_row_q8_0_x8, dequantize_row_q4_0_x8,
+     vec_dot_q4_0_x8_q8_0_x8_avx512, nullptr, vec_dot_q4_0_x8_q8_0_x8_multi_avx512,
+     vec_dot_q4_0_x8_q8_0_x8_rows_avx512},
+};
 const Row kQ4_K = {
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q4_k, vec_dot_q4_k_q8_k, nullptr,
      each_row<vec_dot_q4_k_q8_k>, nullptr},
@@ -154,6 +165,8 @@ const Kernels& kernels_for(GgmlType weight_type, SimdLevel level) {
       return kQ8_0[i];
     case GgmlType::Q4_0:
       return kQ4_0[i];
+    case GgmlType::Q4_0_X8:
+      return kQ4_0_X8[i];
     case GgmlType::Q4_K:
       return kQ4_K[i];
     case GgmlType::Q6_K:
@@ -165,6 +178,14 @@ const Kernels& kernels_for(GgmlType weight_type, SimdLevel level) {
               std::to_string(static_cast<uint32_t>(weight_type)) +
               ") is not supported by layerbus: no kernels for it (supported: f32, f16, q8_0, "
               "q4_0, q4_K, q6_K)");
+}
+
+Repack repack_for(GgmlType weight_type, int64_t cols, SimdLevel level) {
+  if (weight_type == GgmlType::Q4_0 && cols % kQK4_0_X8 == 0 && level == SimdLevel::Avx512 &&
+      detected_simd() == SimdLevel::Avx512) {
+    return {GgmlType::Q4_0_X8, repack_row_q4_0_x8};
+  }
+  return {weight_type, nullptr};
 }
 
 }  // namespace lb

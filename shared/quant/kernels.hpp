@@ -39,4 +39,13 @@ const Kernels& kernels_for(GgmlType weight_type);
 // Kernels at a given level (clamped to what the CPU has); tests compare levels against each other.
 const Kernels& kernels_for(GgmlType weight_type, SimdLevel level);
 
+// The layout the kernels at `level` compute fastest with, for weight rows of `cols` elements of
+// `weight_type`, and the function that rearranges one row into it; {weight_type, nullptr} when
+// that is the file's own layout. The results are the same bits either way.
+struct Repack {
+  GgmlType layout;
+  void (*row)(const void* src, void* dst, int64_t n);
+};
+Repack repack_for(GgmlType weight_type, int64_t cols, SimdLevel level = detected_simd());
+
 }  // namespace lb
