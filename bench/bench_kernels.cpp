@@ -26,6 +26,7 @@
 #include "quant/q4_0.hpp"
 #include "quant/q4_0_x8.hpp"
 #include "quant/q4_k.hpp"
+#include "quant/q4_k_x8.hpp"
 #include "quant/q6_k.hpp"
 #include "quant/q8_0.hpp"
 
@@ -102,11 +103,16 @@ struct TypeCase {
   void (*quantize)(const float*, void*, int64_t);  // weight quantizer
 };
 
-// Q4_0 as the engine holds it on AVX-512 machines (repack_for).
+// Q4_0 and Q4_K as the engine holds them on AVX-512 machines (repack_for).
 void quantize_q4_0_x8(const float* src, void* dst, int64_t n) {
   std::vector<lb::BlockQ4_0> q(size_t(n / lb::kQK4_0));
   lb::quantize_row_q4_0_ref(src, q.data(), n);
   lb::repack_row_q4_0_x8(q.data(), dst, n);
+}
+void quantize_q4_k_x8(const float* src, void* dst, int64_t n) {
+  std::vector<lb::BlockQ4_K> q(size_t(n / lb::kQK_K));
+  lb::quantize_row_q4_k_ref(src, q.data(), n);
+  lb::repack_row_q4_k_x8(q.data(), dst, n);
 }
 
 }  // namespace
@@ -147,6 +153,7 @@ int main() {
       {lb::GgmlType::Q4_0, lb::quantize_row_q4_0_ref},
       {lb::GgmlType::Q4_0_X8, quantize_q4_0_x8},
       {lb::GgmlType::Q4_K, lb::quantize_row_q4_k_ref},
+      {lb::GgmlType::Q4_K_X8, quantize_q4_k_x8},
       {lb::GgmlType::Q6_K, lb::quantize_row_q6_k_ref},
   };
   const lb::SimdLevel levels[] = {lb::SimdLevel::Scalar, lb::SimdLevel::Avx2,

@@ -17,6 +17,7 @@
 #include "quant/q4_0.hpp"
 #include "quant/q4_0_x8.hpp"
 #include "quant/q4_k.hpp"
+#include "quant/q4_k_x8.hpp"
 #include "quant/q6_k.hpp"
 #include "quant/q8_0.hpp"
 
@@ -69,6 +70,12 @@ std::vector<uint8_t> weights(GgmlType type, int64_t rows, int64_t n, uint32_t se
       case GgmlType::Q4_K:
         lb::quantize_row_q4_k_ref(src, dst, n);
         break;
+      case GgmlType::Q4_K_X8: {
+        std::vector<lb::BlockQ4_K> q(size_t(n / lb::kQK_K));
+        lb::quantize_row_q4_k_ref(src, q.data(), n);
+        lb::repack_row_q4_k_x8(q.data(), dst, n);
+        break;
+      }
       default:
         lb::quantize_row_q6_k_ref(src, dst, n);
         break;
@@ -77,12 +84,13 @@ std::vector<uint8_t> weights(GgmlType type, int64_t rows, int64_t n, uint32_t se
   return w;
 }
 
-const GgmlType kTypes[] = {GgmlType::F32,     GgmlType::F16,  GgmlType::Q8_0, GgmlType::Q4_0,
-                           GgmlType::Q4_0_X8, GgmlType::Q4_K, GgmlType::Q6_K};
+const GgmlType kTypes[] = {GgmlType::F32,     GgmlType::F16,  GgmlType::Q8_0,    GgmlType::Q4_0,
+                           GgmlType::Q4_0_X8, GgmlType::Q4_K, GgmlType::Q4_K_X8, GgmlType::Q6_K};
 
 // Types whose rows come in blocks of 256 elements.
 bool blocks_of_256(GgmlType type) {
-  return type == GgmlType::Q4_K || type == GgmlType::Q6_K || type == GgmlType::Q4_0_X8;
+  return type == GgmlType::Q4_K || type == GgmlType::Q6_K || type == GgmlType::Q4_0_X8 ||
+         type == GgmlType::Q4_K_X8;
 }
 
 TEST(VecDotMulti, SameBitsAsVecDotAtEveryLevel) {

@@ -17,6 +17,7 @@
 #include "quant/q4_0.hpp"
 #include "quant/q4_0_x8.hpp"
 #include "quant/q4_k.hpp"
+#include "quant/q4_k_x8.hpp"
 #include "quant/q6_k.hpp"
 #include "quant/q8_0.hpp"
 #include "quant/q8_k.hpp"
@@ -906,48 +907,64 @@ TEST(Dot, Q4_0Order) {
   }
 }
 
-// Q4_0_X8 (q4_0_x8.hpp) is Q4_0 rearranged: the same values, and Q4_0's dot bits at every level,
-// against Q4_0's scalar reference on the file layout.
-TEST(Dot, Q4_0X8IsQ4_0Rearranged) {
+// An X8 layout (q4_0_x8.hpp, q4_k_x8.hpp) is its file type rearranged: the same values, the same
+// bits at every level, and the file type's dot (Q4_0: bit for bit, its order being the same;
+// Q4_K: within rounding, as Q4_K's own levels agree).
+void check_x8(GgmlType file_type, GgmlType x8, void (*quantize_w)(const float*, void*, int64_t),
+              void (*repack)(const void*, void*, int64_t), bool same_order) {
   for (int64_t n : {256, 512, 2048, 5632}) {
-    const std::vector<float> wf = test_data(n, uint32_t(47 + n)),
-                             af = test_data(n, uint32_t(48 + n));
-    std::vector<lb::BlockQ4_0> w(size_t(n / 32));
-    std::vector<lb::BlockQ8_0> a(size_t(n / 32));
-    lb::quantize_row_q4_0_ref(wf.data(), w.data(), n);
-    lb::quantize_row_q8_0(af.data(), a.data(), n);
-    std::vector<lb::BlockQ4_0x8> wx(size_t(n / 256));
-    std::vector<lb::BlockQ8_0x8> ax(size_t(n / 256));
-    ASSERT_EQ(lb::row_bytes(GgmlType::Q4_0_X8, n), wx.size() * sizeof(lb::BlockQ4_0x8));
-    ASSERT_EQ(lb::row_bytes(GgmlType::Q8_0_X8, n), ax.size() * sizeof(lb::BlockQ8_0x8));
-    lb::repack_row_q4_0_x8(w.data(), wx.data(), n);
-    lb::quantize_row_q8_0_x8(af.data(), ax.data(), n);
+    const std::vector<float> wf = test_data(n, uint32_t(47 + n));
+    const DotCase file = make_case(file_type, n, wf, quantize_w, uint32_t(48 + n));
+    const lb::Kernels& kx = lb::kernels_for(x8, SimdLevel::Scalar);
+    ASSERT_EQ(lb::row_bytes(x8, n), file.w.size());
+    std::vector<uint8_t> w(file.w.size()), a(lb::row_bytes(kx.act_type, n));
+    repack(file.w.data(), w.data(), n);
+    const std::vector<float> af = test_data(n, uint32_t(48 + n));  // make_case's activations
+    kx.act_from_float(af.data(), a.data(), n);
 
     std::vector<float> want(static_cast<size_t>(n)), got(static_cast<size_t>(n));
-    lb::dequantize_row_q4_0(w.data(), want.data(), n);
-    lb::dequantize_row_q4_0_x8(wx.data(), got.data(), n);
+    lb::kernels_for(file_type, SimdLevel::Scalar).to_float(file.w.data(), want.data(), n);
+    kx.to_float(w.data(), got.data(), n);
     for (int64_t i = 0; i < n; ++i) ASSERT_EQ(bits_of(got[i]), bits_of(want[i])) << n << " " << i;
 
-    const float ref = lb::vec_dot_q4_0_q8_0(n, w.data(), a.data());
+    const float ref = kx.vec_dot(n, w.data(), a.data());
+    const float file_ref =
+        lb::kernels_for(file_type, SimdLevel::Scalar).vec_dot(n, file.w.data(), file.a.data());
+    if (same_order) {
+      EXPECT_EQ(bits_of(ref), bits_of(file_ref)) << lb::type_name(x8) << " n=" << n;
+    } else {
+      EXPECT_NEAR(ref, file_ref, 1e-5 * file.abs_sum) << lb::type_name(x8) << " n=" << n;
+    }
     for (SimdLevel level : all_levels()) {
       if (level > lb::detected_simd()) continue;
-      const lb::Kernels& k = lb::kernels_for(GgmlType::Q4_0_X8, level);
-      EXPECT_EQ(k.act_type, GgmlType::Q8_0_X8);
-      EXPECT_EQ(bits_of(k.vec_dot(n, wx.data(), ax.data())), bits_of(ref))
-          << "n=" << n << " " << lb::simd_name(level);
+      EXPECT_EQ(bits_of(lb::kernels_for(x8, level).vec_dot(n, w.data(), a.data())), bits_of(ref))
+          << lb::type_name(x8) << " n=" << n << " " << lb::simd_name(level);
     }
   }
 }
 
+TEST(Dot, Q4_0X8IsQ4_0Rearranged) {
+  check_x8(GgmlType::Q4_0, GgmlType::Q4_0_X8, lb::quantize_row_q4_0_ref, lb::repack_row_q4_0_x8,
+           true);
+}
+
+TEST(Dot, Q4_KX8IsQ4_KRearranged) {
+  check_x8(GgmlType::Q4_K, GgmlType::Q4_K_X8, lb::quantize_row_q4_k_ref, lb::repack_row_q4_k_x8,
+           false);
+}
+
 // The rearranged layouts are the engine's own: no file may name them, and only Q4_0 rows of
-// whole groups are rearranged, only where the AVX-512 kernels run.
+// whole groups and Q4_K rows are rearranged, only where the AVX-512 kernels run.
 TEST(Dot, Q4_0X8OnlyInMemory) {
   EXPECT_EQ(lb::type_info(static_cast<uint32_t>(GgmlType::Q4_0_X8)), nullptr);
   EXPECT_EQ(lb::type_info(static_cast<uint32_t>(GgmlType::Q8_0_X8)), nullptr);
+  EXPECT_EQ(lb::type_info(static_cast<uint32_t>(GgmlType::Q4_K_X8)), nullptr);
+  EXPECT_EQ(lb::type_info(static_cast<uint32_t>(GgmlType::Q8_K_X8)), nullptr);
   EXPECT_STREQ(lb::type_name(GgmlType::Q4_0_X8), "q4_0_x8");
   EXPECT_EQ(lb::repack_for(GgmlType::Q4_0, 2048, SimdLevel::Avx2).row, nullptr);
   EXPECT_EQ(lb::repack_for(GgmlType::Q4_0, 896, SimdLevel::Avx512).row, nullptr);
   EXPECT_EQ(lb::repack_for(GgmlType::Q8_0, 2048, SimdLevel::Avx512).row, nullptr);
+  EXPECT_EQ(lb::repack_for(GgmlType::Q4_K, 2048, SimdLevel::Avx2).row, nullptr);
   const lb::Repack r = lb::repack_for(GgmlType::Q4_0, 2048, SimdLevel::Avx512);
   if (lb::detected_simd() == SimdLevel::Avx512) {
     EXPECT_EQ(r.layout, GgmlType::Q4_0_X8);

@@ -26,6 +26,8 @@ enum class GgmlType : uint32_t {
   // in a file (type_info rejects them), numbered outside GGUF's range.
   Q4_0_X8 = 0x10002,
   Q8_0_X8 = 0x10008,
+  Q4_K_X8 = 0x1000c,
+  Q8_K_X8 = 0x1000f,
 };
 
 // Dot product of one weight row (n elements, stored in the weight type) with one activation row

@@ -14,6 +14,7 @@
 #include "quant/q4_0.hpp"
 #include "quant/q4_0_x8.hpp"
 #include "quant/q4_k.hpp"
+#include "quant/q4_k_x8.hpp"
 #include "quant/q6_k.hpp"
 #include "quant/q8_0.hpp"
 #include "quant/q8_k.hpp"
@@ -30,7 +31,7 @@ SimdLevel cpu_level() {
   if (!avx2) return SimdLevel::Scalar;
   const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                      __builtin_cpu_supports("avx512vnni");
+                      __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("bmi2");
   return avx512 ? SimdLevel::Avx512 : SimdLevel::Avx2;
 }
 
@@ -121,6 +122,16 @@ const Row kQ4_K = {
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q4_k, vec_dot_q4_k_q8_k_avx512, nullptr,
      vec_dot_q4_k_q8_k_multi_avx512, vec_dot_q4_k_q8_k_rows_avx512},
 };
+// No AVX2 kernel: weights are rearranged only where the AVX-512 one runs (repack_for).
+const Row kQ4_K_X8 = {
+    {GgmlType::Q8_K_X8, quantize_row_q8_k_x8, dequantize_row_q4_k_x8, vec_dot_q4_k_x8_q8_k_x8,
+     nullptr, each_row<vec_dot_q4_k_x8_q8_k_x8>, nullptr},
+    {GgmlType::Q8_K_X8, quantize_row_q8_k_x8, dequantize_row_q4_k_x8, vec_dot_q4_k_x8_q8_k_x8,
+     nullptr, each_row<vec_dot_q4_k_x8_q8_k_x8>, nullptr},
+    {GgmlType::Q8_K_X8, quantize_row_q8_k_x8, dequantize_row_q4_k_x8,
+     vec_dot_q4_k_x8_q8_k_x8_avx512, nullptr, vec_dot_q4_k_x8_q8_k_x8_multi_avx512,
+     vec_dot_q4_k_x8_q8_k_x8_rows_avx512},
+};
 const Row kQ6_K = {
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q6_k, vec_dot_q6_k_q8_k, nullptr,
      each_row<vec_dot_q6_k_q8_k>, nullptr},
@@ -169,6 +180,8 @@ const Kernels& kernels_for(GgmlType weight_type, SimdLevel level) {
       return kQ4_0_X8[i];
     case GgmlType::Q4_K:
       return kQ4_K[i];
+    case GgmlType::Q4_K_X8:
+      return kQ4_K_X8[i];
     case GgmlType::Q6_K:
       return kQ6_K[i];
     default:
@@ -181,10 +194,13 @@ const Kernels& kernels_for(GgmlType weight_type, SimdLevel level) {
 }
 
 Repack repack_for(GgmlType weight_type, int64_t cols, SimdLevel level) {
-  if (weight_type == GgmlType::Q4_0 && cols % kQK4_0_X8 == 0 && level == SimdLevel::Avx512 &&
-      detected_simd() == SimdLevel::Avx512) {
+  if (level != SimdLevel::Avx512 || detected_simd() != SimdLevel::Avx512) {
+    return {weight_type, nullptr};
+  }
+  if (weight_type == GgmlType::Q4_0 && cols % kQK4_0_X8 == 0) {
     return {GgmlType::Q4_0_X8, repack_row_q4_0_x8};
   }
+  if (weight_type == GgmlType::Q4_K) return {GgmlType::Q4_K_X8, repack_row_q4_k_x8};
   return {weight_type, nullptr};
 }
 

@@ -1,0 +1,119 @@
+// AVX-512 level (AVX512-VNNI on 256-bit registers, BMI2) Q4_K_X8 . Q8_K_X8 (q4_k_x8.hpp). A
+// 32-bit lane is a sub-block throughout: four loads give a super-block's quants, vpdpbusd sums
+// each sub-block in its lane, the scales and mins (one pdep per eight) multiply lane by lane, and
+// one fma each folds them into the per-lane accumulators.
+#include "quant/q4_k_x8.hpp"
+#include "quant/x8_simd.hpp"
+
+namespace lb {
+namespace {
+
+using simd::Nibbles;
+
+// A block's scales (low 64 bits, a byte each) and mins (high 64 bits).
+inline __m128i scales_mins(const BlockQ4_Kx8& x) {
+  uint64_t lo, hi;
+  std::memcpy(&lo, x.scales, 8);      // the 48 bits of scales, then two bytes of mins
+  std::memcpy(&hi, x.scales + 4, 8);  // two bytes of scales, then the 48 bits of mins
+  const uint64_t six = 0x3f3f3f3f3f3f3f3full;
+  return _mm_set_epi64x(static_cast<long long>(_pdep_u64(hi >> 16, six)),
+                        static_cast<long long>(_pdep_u64(lo, six)));
+}
+
+// The per-lane accumulators of one (weight row, activation row) pair.
+struct Acc {
+  __m256 d = _mm256_setzero_ps();
+  __m256 m = _mm256_setzero_ps();
+};
+
+// A weight block unpacked once for every activation row it meets.
+struct WeightBlock {
+  Nibbles q;
+  __m256i sc, m;
+  __m128 d_dmin;  // [d, dmin] as floats
+};
+
+__attribute__((always_inline)) inline void unpack(const BlockQ4_Kx8& x, WeightBlock* w) {
+  simd::unpack_nibbles(x.qs, &w->q);
+  const __m128i sm = scales_mins(x);
+  w->sc = _mm256_cvtepu8_epi32(sm);
+  w->m = _mm256_cvtepu8_epi32(_mm_unpackhi_epi64(sm, sm));
+  uint32_t dd;
+  std::memcpy(&dd, &x.d, sizeof dd);
+  w->d_dmin = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd)));
+}
+
+__attribute__((always_inline)) inline void fused(const WeightBlock& w, const BlockQ8_Kx8& a,
+                                                 Acc* acc) {
+  const __m256i p = simd::lane_dots(w.q, a.lo, a.hi, _mm256_setzero_si256());
+  const __m128 dv = _mm_mul_ps(w.d_dmin, _mm_set1_ps(a.d));
+  acc->d = _mm256_fmadd_ps(_mm256_broadcastss_ps(dv),
+                           _mm256_cvtepi32_ps(_mm256_mullo_epi32(w.sc, p)), acc->d);
+  acc->m =
+      _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dv)),
+                      _mm256_cvtepi32_ps(_mm256_mullo_epi32(w.m, simd::load256(a.sums))), acc->m);
+}
+
+inline float finish(const Acc& acc) {
+  return simd::tree8(acc.d) - simd::tree8(acc.m);
+}
+
+// R weight rows against one activation row.
+template <int R>
+void dot_rows(int64_t n, const BlockQ4_Kx8* const* x, const BlockQ8_Kx8* y, float* out) {
+  Acc acc[R];
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      WeightBlock w;
+      unpack(x[r][b], &w);
+      fused(w, y[b], &acc[r]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) out[r] = finish(acc[r]);
+}
+
+template <int T>
+void dot_acts(int64_t n, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* act,
+              size_t a_stride, float* y, size_t y_stride) {
+  simd::multi_pass<T, BlockQ4_Kx8, BlockQ8_Kx8, Acc>(
+      n / kQK_K, w, w_stride, n_rows, act, a_stride, y, y_stride,
+      [](const BlockQ4_Kx8& x, const BlockQ8_Kx8* const* a, int64_t b, Acc* acc) {
+        WeightBlock wb;
+        unpack(x, &wb);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) fused(wb, a[t][b], &acc[t]);
+      },
+      finish);
+}
+
+}  // namespace
+
+float vec_dot_q4_k_x8_q8_k_x8_avx512(int64_t n, const void* w, const void* a) {
+  const BlockQ4_Kx8* x = static_cast<const BlockQ4_Kx8*>(w);
+  float y;
+  dot_rows<1>(n, &x, static_cast<const BlockQ8_Kx8*>(a), &y);
+  return y;
+}
+
+void vec_dot_q4_k_x8_q8_k_x8_rows_avx512(int64_t n, const void* w, size_t w_stride, const void* a,
+                                         float* y) {
+  const BlockQ4_Kx8* x[kDotRows];
+  for (int r = 0; r < kDotRows; ++r) {
+    x[r] = reinterpret_cast<const BlockQ4_Kx8*>(static_cast<const uint8_t*>(w) + r * w_stride);
+  }
+  dot_rows<kDotRows>(n, x, static_cast<const BlockQ8_Kx8*>(a), y);
+}
+
+void vec_dot_q4_k_x8_q8_k_x8_multi_avx512(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
+                                          const void* a, size_t a_stride, int n_act, float* y,
+                                          size_t y_stride) {
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
+  const uint8_t* act = static_cast<const uint8_t*>(a);
+  simd::with_act_count(n_act, [&](auto t) {
+    dot_acts<decltype(t)::value>(n, wb, w_stride, n_rows, act, a_stride, y, y_stride);
+  });
+}
+
+}  // namespace lb

@@ -1,0 +1,112 @@
+#pragma once
+// What the X8 layouts' SIMD kernels (q4_0_x8.hpp, q4_k_x8.hpp) share: a 32-bit lane per block (or
+// sub-block), the nibble unpacking, the exact per-lane integer dots, the final tree sum, and the
+// pass structure of the multi-row kernels. Include ONLY from *_avx512.cpp files, after
+// quant/simd_x86.hpp (internal linkage, as there).
+#include <algorithm>
+
+#include "quant/simd_x86.hpp"
+
+namespace lb::simd {
+namespace {
+
+inline __m256i load256(const void* p) {
+  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
+}
+
+// The X8 layouts' final sum of eight lane accumulators: ((0 + 1) + (4 + 5)) + ((2 + 3) + (6 + 7)).
+inline float tree8(__m256 v) {
+  const __m256 pairs = _mm256_add_ps(v, _mm256_permute_ps(v, 0xb1));
+  const __m128 q = _mm_add_ps(_mm256_castps256_ps128(pairs), _mm256_extractf128_ps(pairs, 1));
+  return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehl_ps(q, q)));
+}
+
+// 128 bytes of X8 nibbles: lo[c] and hi[c] hold, per lane, quants 4c..4c+3 and 16+4c..16+4c+3.
+struct Nibbles {
+  __m256i lo[4], hi[4];
+};
+
+__attribute__((always_inline)) inline void unpack_nibbles(const uint8_t* qs, Nibbles* q) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; ++c) {
+    const __m256i b = load256(qs + 32 * c);
+    q->lo[c] = _mm256_and_si256(b, m4);
+    q->hi[c] = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+  }
+}
+
+// start + the exact dot of each lane's 32 unsigned nibbles with its 32 signed activation quants
+// (lo, hi: 128 bytes each, the X8 layout). The low and the high halves sum in two chains, so four
+// vpdpbusd (not eight) wait on each other.
+__attribute__((always_inline)) inline __m256i lane_dots(const Nibbles& q, const int8_t* lo,
+                                                        const int8_t* hi, __m256i start) {
+  __m256i s0 = start;
+  __m256i s1 = _mm256_setzero_si256();
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; ++c) {
+    s0 = _mm256_dpbusd_epi32(s0, q.lo[c], load256(lo + 32 * c));
+    s1 = _mm256_dpbusd_epi32(s1, q.hi[c], load256(hi + 32 * c));
+  }
+  return _mm256_add_epi32(s0, s1);
+}
+
+// Blocks per pass: T activation rows of them (at most 8 x 8 x 320 bytes) stay in L1 while the
+// weight rows pass over them.
+constexpr int64_t kPassBlocks = 8;
+// Weight rows per pass, whose accumulators are kept between passes.
+constexpr int64_t kPassRows = 32;
+
+// Weight rows (w + r * w_stride, blocks of WBlock) against T activation rows (act + t * a_stride,
+// blocks of ABlock), kPassRows rows by kPassBlocks blocks at a time. block(w, a, b, acc) adds
+// weight block w against activation blocks a[t][b] into acc[t]; finish(acc) gives the dot. Every
+// (weight row, activation row) accumulator takes its blocks in order: vec_dot's bits.
+template <int T, typename WBlock, typename ABlock, typename Acc, typename Block, typename Finish>
+void multi_pass(int64_t n_blocks, const uint8_t* w, size_t w_stride, int64_t n_rows,
+                const uint8_t* act, size_t a_stride, float* y, size_t y_stride, Block block,
+                Finish finish) {
+  const ABlock* a[T];
+  for (int t = 0; t < T; ++t) a[t] = reinterpret_cast<const ABlock*>(act + size_t(t) * a_stride);
+  Acc acc[kPassRows][T];
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kPassRows) {
+    const int64_t rows = std::min(kPassRows, n_rows - r0);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int t = 0; t < T; ++t) acc[r][t] = Acc{};
+    }
+    for (int64_t b0 = 0; b0 < n_blocks; b0 += kPassBlocks) {
+      const int64_t b1 = std::min(b0 + kPassBlocks, n_blocks);
+      for (int64_t r = 0; r < rows; ++r) {
+        const WBlock* x = reinterpret_cast<const WBlock*>(w + size_t(r0 + r) * w_stride);
+        // The weights are read a row's pass (up to 1152 bytes) at a time, a row apart: too short
+        // a stream for the hardware prefetchers, so the next one is prefetched meanwhile.
+        const char* next = nullptr;
+        if (r + 1 < rows) {
+          next = reinterpret_cast<const char*>(x + b0) + w_stride;
+        } else if (b1 < n_blocks) {
+          next = reinterpret_cast<const char*>(w + size_t(r0) * w_stride) +
+                 size_t(b1) * sizeof(WBlock);
+        }
+        Acc s[T];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) s[t] = acc[r][t];
+        for (int64_t b = b0; b < b1; ++b) {
+          if (next) {
+            const char* pf = next + (b - b0) * int64_t(sizeof(WBlock));
+            _mm_prefetch(pf, _MM_HINT_T0);
+            _mm_prefetch(pf + 64, _MM_HINT_T0);
+            _mm_prefetch(pf + 128, _MM_HINT_T0);
+          }
+          block(x[b], a, b, s);
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) acc[r][t] = s[t];
+      }
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int t = 0; t < T; ++t) y[size_t(t) * y_stride + size_t(r0 + r)] = finish(acc[r][t]);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lb::simd
