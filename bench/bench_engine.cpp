@@ -1,6 +1,7 @@
 // Engine speed on a synthetic TinyLlama-1.1B-shaped model in Q8_0, Q4_0 and Q4_K with 2 threads:
 // decode tokens/s, 128-token prompt tokens/s, and decode against the memory-bandwidth roofline
 // (weight bytes read per token / the read bandwidth this benchmark measures with the same threads).
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <iterator>
@@ -38,6 +39,8 @@ double read_bandwidth(lb::ThreadPool& pool) {
   }
   return best;
 }
+
+constexpr int kRounds = 3;
 
 // Continuous batching: one decode step over rows of kBatchSizes[i] different sequences.
 constexpr int kBatchSizes[] = {1, 2, 4, 8};
@@ -148,22 +151,40 @@ Row measure(const std::string& type, lb::WeightLayout layout, lb::ThreadPool& po
 
 int main() {
   lb::ThreadPool pool(2);
-  const double bw = read_bandwidth(pool);
-  std::printf("read bandwidth, 2 threads: %.1f GB/s\n\n", bw / 1e9);
-  std::printf("%-14s %12s %14s %12s %14s %10s\n", "type", "GB/token", "prompt tok/s",
-              "decode tok/s", "roofline tok/s", "% roofline");
-  std::vector<Row> rows;
-  // Q4_0 also as the file lays it out: what rearranging it for the kernels (repack_for) gains.
+  // Q4_0 and Q4_K also as the file lays them out: what rearranging them for the kernels
+  // (repack_for) gains.
   const std::pair<const char*, lb::WeightLayout> cases[] = {{"q8_0", lb::WeightLayout::Fastest},
                                                             {"q4_0", lb::WeightLayout::Fastest},
                                                             {"q4_0", lb::WeightLayout::File},
-                                                            {"q4_k", lb::WeightLayout::Fastest}};
-  for (const auto& [type, layout] : cases) {
-    Row r = measure(type, layout, pool);
+                                                            {"q4_k", lb::WeightLayout::Fastest},
+                                                            {"q4_k", lb::WeightLayout::File}};
+  // Rounds over all the cases, keeping each figure's best: a burst of load from elsewhere on a
+  // shared machine then slows one round, not one case.
+  double bw = 0;
+  std::vector<Row> rows;
+  for (int round = 0; round < kRounds; ++round) {
+    bw = std::max(bw, read_bandwidth(pool));
+    for (size_t c = 0; c < std::size(cases); ++c) {
+      const Row r = measure(cases[c].first, cases[c].second, pool);
+      if (round == 0) {
+        rows.push_back(r);
+        continue;
+      }
+      Row& best = rows[c];
+      best.prompt_tps = std::max(best.prompt_tps, r.prompt_tps);
+      best.decode_tps = std::max(best.decode_tps, r.decode_tps);
+      for (size_t i = 0; i < std::size(kBatchSizes); ++i) {
+        best.batch_step_ms[i] = std::min(best.batch_step_ms[i], r.batch_step_ms[i]);
+      }
+    }
+  }
+  std::printf("read bandwidth, 2 threads: %.1f GB/s; best of %d rounds\n\n", bw / 1e9, kRounds);
+  std::printf("%-14s %12s %14s %12s %14s %10s\n", "type", "GB/token", "prompt tok/s",
+              "decode tok/s", "roofline tok/s", "% roofline");
+  for (Row& r : rows) {
     r.roofline_tps = bw / (r.weight_gb * 1e9);
     std::printf("%-14s %12.3f %14.1f %12.2f %14.2f %9.1f%%\n", r.type.c_str(), r.weight_gb,
                 r.prompt_tps, r.decode_tps, r.roofline_tps, 100.0 * r.decode_tps / r.roofline_tps);
-    rows.push_back(r);
   }
   std::printf(
       "\nbatched decode: ms per step of N single-token rows (different sequences), and\n"
