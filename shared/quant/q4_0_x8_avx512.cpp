@@ -22,69 +22,62 @@ __attribute__((always_inline)) inline __m256 fused(const Nibbles& q, __m256 dw,
   return _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_loadu_ps(a.d)), _mm256_cvtepi32_ps(p), acc);
 }
 
-// R weight rows against one activation row.
-template <int R>
-void dot_rows(int64_t n, const BlockQ4_0x8* const* x, const BlockQ8_0x8* y, float* out) {
-  __m256 acc[R];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-  for (int64_t g = 0; g < n / kQK4_0_X8; ++g) {
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      Nibbles q;
-      simd::unpack_nibbles(x[r][g].qs, &q);
-      acc[r] = fused(q, weight_scales(x[r][g]), y[g], acc[r]);
-    }
-  }
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) out[r] = simd::tree8(acc[r]);
-}
-
 struct Acc {
   __m256 v = _mm256_setzero_ps();
 };
 
-template <int T>
-void dot_acts(int64_t n, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* act,
-              size_t a_stride, float* y, size_t y_stride) {
-  simd::multi_pass<T, BlockQ4_0x8, BlockQ8_0x8, Acc>(
-      n / kQK4_0_X8, w, w_stride, n_rows, act, a_stride, y, y_stride,
-      [](const BlockQ4_0x8& x, const BlockQ8_0x8* const* a, int64_t g, Acc* acc) {
+struct Kernels {
+  using W = BlockQ4_0x8;
+  using A = BlockQ8_0x8;
+
+  template <int R>
+  static void rows(int64_t n, const W* const* x, const A* y, float* out) {
+    __m256 acc[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+    for (int64_t g = 0; g < n / kQK4_0_X8; ++g) {
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
         Nibbles q;
-        simd::unpack_nibbles(x.qs, &q);
-        const __m256 dw = weight_scales(x);
+        simd::unpack_nibbles(x[r][g].qs, &q);
+        acc[r] = fused(q, weight_scales(x[r][g]), y[g], acc[r]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) out[r] = simd::tree8(acc[r]);
+  }
+
+  template <int T>
+  static void acts(int64_t n, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* act,
+                   size_t a_stride, float* y, size_t y_stride) {
+    simd::multi_pass<T, W, A, Acc>(
+        n / kQK4_0_X8, w, w_stride, n_rows, act, a_stride, y, y_stride,
+        [](const W& x, const A* const* a, int64_t g, Acc* acc) {
+          Nibbles q;
+          simd::unpack_nibbles(x.qs, &q);
+          const __m256 dw = weight_scales(x);
 #pragma GCC unroll 8
-        for (int t = 0; t < T; ++t) acc[t].v = fused(q, dw, a[t][g], acc[t].v);
-      },
-      [](const Acc& acc) { return simd::tree8(acc.v); });
-}
+          for (int t = 0; t < T; ++t) acc[t].v = fused(q, dw, a[t][g], acc[t].v);
+        },
+        [](const Acc& acc) { return simd::tree8(acc.v); });
+  }
+};
 
 }  // namespace
 
 float vec_dot_q4_0_x8_q8_0_x8_avx512(int64_t n, const void* w, const void* a) {
-  const BlockQ4_0x8* x = static_cast<const BlockQ4_0x8*>(w);
-  float y;
-  dot_rows<1>(n, &x, static_cast<const BlockQ8_0x8*>(a), &y);
-  return y;
+  return simd::x8_dot<Kernels>(n, w, a);
 }
 
 void vec_dot_q4_0_x8_q8_0_x8_rows_avx512(int64_t n, const void* w, size_t w_stride, const void* a,
                                          float* y) {
-  const BlockQ4_0x8* x[kDotRows];
-  for (int r = 0; r < kDotRows; ++r) {
-    x[r] = reinterpret_cast<const BlockQ4_0x8*>(static_cast<const uint8_t*>(w) + r * w_stride);
-  }
-  dot_rows<kDotRows>(n, x, static_cast<const BlockQ8_0x8*>(a), y);
+  simd::x8_dot_rows<Kernels>(n, w, w_stride, a, y);
 }
 
 void vec_dot_q4_0_x8_q8_0_x8_multi_avx512(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
                                           const void* a, size_t a_stride, int n_act, float* y,
                                           size_t y_stride) {
-  const uint8_t* wb = static_cast<const uint8_t*>(w);
-  const uint8_t* act = static_cast<const uint8_t*>(a);
-  simd::with_act_count(n_act, [&](auto t) {
-    dot_acts<decltype(t)::value>(n, wb, w_stride, n_rows, act, a_stride, y, y_stride);
-  });
+  simd::x8_dot_multi<Kernels>(n, w, w_stride, n_rows, a, a_stride, n_act, y, y_stride);
 }
 
 }  // namespace lb

@@ -58,62 +58,55 @@ inline float finish(const Acc& acc) {
   return simd::tree8(acc.d) - simd::tree8(acc.m);
 }
 
-// R weight rows against one activation row.
-template <int R>
-void dot_rows(int64_t n, const BlockQ4_Kx8* const* x, const BlockQ8_Kx8* y, float* out) {
-  Acc acc[R];
-  for (int64_t b = 0; b < n / kQK_K; ++b) {
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      WeightBlock w;
-      unpack(x[r][b], &w);
-      fused(w, y[b], &acc[r]);
-    }
-  }
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) out[r] = finish(acc[r]);
-}
+struct Kernels {
+  using W = BlockQ4_Kx8;
+  using A = BlockQ8_Kx8;
 
-template <int T>
-void dot_acts(int64_t n, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* act,
-              size_t a_stride, float* y, size_t y_stride) {
-  simd::multi_pass<T, BlockQ4_Kx8, BlockQ8_Kx8, Acc>(
-      n / kQK_K, w, w_stride, n_rows, act, a_stride, y, y_stride,
-      [](const BlockQ4_Kx8& x, const BlockQ8_Kx8* const* a, int64_t b, Acc* acc) {
-        WeightBlock wb;
-        unpack(x, &wb);
+  template <int R>
+  static void rows(int64_t n, const W* const* x, const A* y, float* out) {
+    Acc acc[R];
+    for (int64_t b = 0; b < n / kQK_K; ++b) {
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        WeightBlock w;
+        unpack(x[r][b], &w);
+        fused(w, y[b], &acc[r]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) out[r] = finish(acc[r]);
+  }
+
+  template <int T>
+  static void acts(int64_t n, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* act,
+                   size_t a_stride, float* y, size_t y_stride) {
+    simd::multi_pass<T, W, A, Acc>(
+        n / kQK_K, w, w_stride, n_rows, act, a_stride, y, y_stride,
+        [](const W& x, const A* const* a, int64_t b, Acc* acc) {
+          WeightBlock wb;
+          unpack(x, &wb);
 #pragma GCC unroll 8
-        for (int t = 0; t < T; ++t) fused(wb, a[t][b], &acc[t]);
-      },
-      finish);
-}
+          for (int t = 0; t < T; ++t) fused(wb, a[t][b], &acc[t]);
+        },
+        finish);
+  }
+};
 
 }  // namespace
 
 float vec_dot_q4_k_x8_q8_k_x8_avx512(int64_t n, const void* w, const void* a) {
-  const BlockQ4_Kx8* x = static_cast<const BlockQ4_Kx8*>(w);
-  float y;
-  dot_rows<1>(n, &x, static_cast<const BlockQ8_Kx8*>(a), &y);
-  return y;
+  return simd::x8_dot<Kernels>(n, w, a);
 }
 
 void vec_dot_q4_k_x8_q8_k_x8_rows_avx512(int64_t n, const void* w, size_t w_stride, const void* a,
                                          float* y) {
-  const BlockQ4_Kx8* x[kDotRows];
-  for (int r = 0; r < kDotRows; ++r) {
-    x[r] = reinterpret_cast<const BlockQ4_Kx8*>(static_cast<const uint8_t*>(w) + r * w_stride);
-  }
-  dot_rows<kDotRows>(n, x, static_cast<const BlockQ8_Kx8*>(a), y);
+  simd::x8_dot_rows<Kernels>(n, w, w_stride, a, y);
 }
 
 void vec_dot_q4_k_x8_q8_k_x8_multi_avx512(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
                                           const void* a, size_t a_stride, int n_act, float* y,
                                           size_t y_stride) {
-  const uint8_t* wb = static_cast<const uint8_t*>(w);
-  const uint8_t* act = static_cast<const uint8_t*>(a);
-  simd::with_act_count(n_act, [&](auto t) {
-    dot_acts<decltype(t)::value>(n, wb, w_stride, n_rows, act, a_stride, y, y_stride);
-  });
+  simd::x8_dot_multi<Kernels>(n, w, w_stride, n_rows, a, a_stride, n_act, y, y_stride);
 }
 
 }  // namespace lb

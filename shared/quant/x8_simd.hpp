@@ -108,5 +108,35 @@ void multi_pass(int64_t n_blocks, const uint8_t* w, size_t w_stride, int64_t n_r
   }
 }
 
+// The entry points (VecDotFn, VecDotRowsFn, VecDotMultiFn) of an X8 kernel family K: a struct
+// with the block types W and A, rows<R>(n, x, y, out) for R weight rows (x[r]) against one
+// activation row, and acts<T>(n, w, w_stride, n_rows, act, a_stride, y, y_stride) for T
+// activation rows. The one-row dot is rows<1>, so the others equal it bit for bit by construction.
+template <typename K>
+float x8_dot(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const typename K::W*>(w);
+  float y;
+  K::template rows<1>(n, &x, static_cast<const typename K::A*>(a), &y);
+  return y;
+}
+
+template <typename K>
+void x8_dot_rows(int64_t n, const void* w, size_t w_stride, const void* a, float* y) {
+  const typename K::W* x[kDotRows];
+  for (int r = 0; r < kDotRows; ++r) {
+    x[r] = reinterpret_cast<const typename K::W*>(static_cast<const uint8_t*>(w) + r * w_stride);
+  }
+  K::template rows<kDotRows>(n, x, static_cast<const typename K::A*>(a), y);
+}
+
+template <typename K>
+void x8_dot_multi(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* a,
+                  size_t a_stride, int n_act, float* y, size_t y_stride) {
+  with_act_count(n_act, [&](auto t) {
+    K::template acts<decltype(t)::value>(n, static_cast<const uint8_t*>(w), w_stride, n_rows,
+                                         static_cast<const uint8_t*>(a), a_stride, y, y_stride);
+  });
+}
+
 }  // namespace
 }  // namespace lb::simd
