@@ -265,6 +265,7 @@ void Broker::maybe_plan() {
 
 void Broker::send_assignments(const std::vector<std::string>& emptied) {
   ++epoch_;
+  step_sent_at_.clear();  // results of the old epoch's steps are dropped
   serving_ = false;
   spdlog::info("broker: epoch {} plan ({}): {}", epoch_, strategy_name(plan_->strategy),
                render_plan_bar(*plan_, 0));

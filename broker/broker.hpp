@@ -172,7 +172,12 @@ class Broker {
   std::vector<int32_t> ready_tokens_;
   uint64_t next_req_ = 1;
   uint64_t next_step_ = 1;
-  std::deque<Clock::time_point> recent_tokens_;  // for tokens/s in status
+  // For status: steps sent, their rows, and the sum of each step's rows squared (the mean size
+  // of the step a row travels in is rows_squared / rows: equal to rows / steps when every step
+  // has the same size, larger when big and small steps take turns).
+  uint64_t steps_sent_ = 0, step_rows_sent_ = 0, step_rows_squared_ = 0;
+  std::map<uint64_t, Clock::time_point> step_sent_at_;  // steps in the chain, for debug logs
+  std::deque<Clock::time_point> recent_tokens_;         // for tokens/s in status
 };
 
 }  // namespace lb

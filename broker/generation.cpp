@@ -90,6 +90,12 @@ void Broker::schedule() {
     r.step = step.id;
   }
   send_frame(feed_, wire::encode(step));
+  ++steps_sent_;
+  step_rows_sent_ += step.tokens.size();
+  step_rows_squared_ += step.tokens.size() * step.tokens.size();
+  step_sent_at_[step.id] = Clock::now();
+  spdlog::debug("broker: step {} out: {} chunk(s), {} row(s); {} step(s) in flight", step.id,
+                step.seqs.size(), step.tokens.size(), step_sent_at_.size());
 }
 
 size_t Broker::max_inflight_steps() const {
@@ -114,6 +120,11 @@ void Broker::on_result(const std::string& frame) {
     spdlog::warn("broker: dropped step {} result from epoch {} (current {})", res.id, res.epoch,
                  epoch_);
     return;
+  }
+  if (auto it = step_sent_at_.find(res.id); it != step_sent_at_.end()) {
+    spdlog::debug("broker: step {} back after {:.2f} ms: {} token(s)", res.id,
+                  seconds(Clock::now() - it->second) * 1e3, res.out.size());
+    step_sent_at_.erase(it);
   }
   const ServedModel& sm = model();
   for (const wire::Sampled& s : res.out) {

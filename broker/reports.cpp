@@ -46,6 +46,10 @@ std::string Broker::status_json() const {
   j["serving"] = serving_;
   j["rebalancing"] = migration_.has_value();
   j["kv_reserve_tokens"] = kv_reserve_tokens_;
+  j["steps"] = {{"sent", steps_sent_},
+                {"rows", step_rows_sent_},
+                {"rows_squared", step_rows_squared_},
+                {"max_inflight", plan_ ? max_inflight_steps() : 0}};
   if (last_migration_) {
     const MigrationReport& m = *last_migration_;
     j["last_migration"] = {

@@ -424,6 +424,7 @@ void Stage::on_data(std::vector<std::string> frames) {
 }
 
 bool Stage::run_batch(const std::vector<wire::Step>& steps, bool report_errors) {
+  const auto t_batch = std::chrono::steady_clock::now();
   const HParams& hp = weights_->hparams();
   StepInput in;
   try {
@@ -455,9 +456,19 @@ bool Stage::run_batch(const std::vector<wire::Step>& steps, bool report_errors) 
     StepOutput out;
     const auto t0 = std::chrono::steady_clock::now();
     runner_->step(in, out);
-    compute_seconds_ +=
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const auto t1 = std::chrono::steady_clock::now();
+    compute_seconds_ += std::chrono::duration<double>(t1 - t0).count();
     emit(steps, out);
+    if (spdlog::should_log(spdlog::level::debug)) {
+      const auto ms = [](auto a, auto b) {
+        return std::chrono::duration<double, std::milli>(b - a).count();
+      };
+      spdlog::debug(
+          "stage {}: {} step(s) from step {}, {} rows: input {:.2f} ms, compute {:.2f} ms, emit "
+          "{:.2f} ms",
+          opt_.node_id, steps.size(), steps.front().id, in.rows(), ms(t_batch, t0), ms(t0, t1),
+          ms(t1, std::chrono::steady_clock::now()));
+    }
     return true;
   } catch (const Error& e) {
     if (!report_errors) return false;
