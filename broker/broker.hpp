@@ -129,7 +129,10 @@ class Broker {
   void maybe_offer_layers();
   void finish_migration();
   void check_nodes();
-  void schedule();  // starts waiting requests and sends every ready chunk as one step
+  // Starts waiting requests and sends ready chunks as steps, as many as max_inflight_steps allows.
+  void schedule();
+  // Sends the ready chunks of at most max_requests requests as one step; returns its id.
+  uint64_t send_step(size_t max_requests);
   // Steps that may be in the chain at once: more keep stages on different machines busy at the
   // same time, fewer make bigger batches where stages share a machine's cores.
   size_t max_inflight_steps() const;

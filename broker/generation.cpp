@@ -75,15 +75,40 @@ void Broker::schedule() {
   for (const auto& [id, r] : requests_) {
     if (r.in_flight) inflight.insert(r.step);
   }
-  if (inflight.size() >= max_inflight_steps()) return;  // joins the next step instead
+  // Chunks wait while the chain holds max_inflight_steps steps: they join the next one. With
+  // room for several steps, each carries at most an even share of the active requests, so the
+  // groups of requests that travel together stay about equal in size (a request's result comes
+  // back with the rest of its step, and it goes on in the next step sent after that): every
+  // stage then gets batches of the same size instead of one big and one small group taking turns.
+  const size_t limit = max_inflight_steps();
+  const size_t share = (size_t(std::max(active, 1)) + limit - 1) / limit;
+  while (!ready_chunks_.empty() && inflight.size() < limit) {
+    inflight.insert(send_step(share));
+  }
+}
+
+uint64_t Broker::send_step(size_t max_requests) {
   wire::Step step;
   step.epoch = epoch_;
   step.id = next_step_++;
-  step.seqs = std::move(ready_chunks_);
-  step.tokens = std::move(ready_tokens_);
   step.dtype = dtype_;
-  ready_chunks_.clear();
-  ready_tokens_.clear();
+  // The first max_requests requests in ready order, with all their chunks (a request replayed
+  // after a move has several, which must stay in one step, in order); the rest keep their order.
+  std::set<uint64_t> taken;
+  std::vector<wire::Chunk> rest;
+  std::vector<int32_t> rest_tokens;
+  size_t token = 0;
+  for (wire::Chunk& c : ready_chunks_) {
+    if (!taken.count(c.req) && taken.size() < max_requests) taken.insert(c.req);
+    const bool take = taken.count(c.req) != 0;
+    std::vector<int32_t>& tokens = take ? step.tokens : rest_tokens;
+    tokens.insert(tokens.end(), ready_tokens_.begin() + long(token),
+                  ready_tokens_.begin() + long(token + c.n));
+    token += c.n;
+    (take ? step.seqs : rest).push_back(std::move(c));
+  }
+  ready_chunks_ = std::move(rest);
+  ready_tokens_ = std::move(rest_tokens);
   for (const wire::Chunk& c : step.seqs) {
     Request& r = requests_.at(c.req);
     r.in_flight = true;
@@ -94,8 +119,9 @@ void Broker::schedule() {
   step_rows_sent_ += step.tokens.size();
   step_rows_squared_ += step.tokens.size() * step.tokens.size();
   step_sent_at_[step.id] = Clock::now();
-  spdlog::debug("broker: step {} out: {} chunk(s), {} row(s); {} step(s) in flight", step.id,
-                step.seqs.size(), step.tokens.size(), step_sent_at_.size());
+  spdlog::debug("broker: step {} out: {} request(s), {} row(s); {} step(s) in flight", step.id,
+                taken.size(), step.tokens.size(), step_sent_at_.size());
+  return step.id;
 }
 
 size_t Broker::max_inflight_steps() const {

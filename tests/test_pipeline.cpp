@@ -1,8 +1,10 @@
 // The pipeline with real processes on 127.0.0.1: the same tokens as one process (and as
 // llama.cpp), the layer split by memory ratio, stage memory holding only its own layers,
 // concurrent clients, and bad input that is rejected while the processes keep serving.
+#include <algorithm>
 #include <filesystem>
 #include <future>
+#include <sstream>
 
 #include "cluster.hpp"
 #include "model/generate.hpp"
@@ -181,6 +183,39 @@ TEST(Pipeline, RequestsStartedApartShareStepsWhenStagesShareAMachine) {
   std::printf("[pipeline] %zu tokens for 4 clients in %llu batches at the head stage\n", tokens,
               (unsigned long long)batches);
   EXPECT_LE(batches, tokens / 3) << "concurrent requests did not share steps";
+}
+
+TEST(Pipeline, StepsInFlightCarryEvenSharesOfTheRequests) {
+  // With two steps allowed in the chain, six requests started at once travel in steps of at most
+  // three (an even share), whichever order their prompts and tokens come back in, and every one
+  // gets the tokens one process gives. The broker logs each step it sends at debug level.
+  lbtest::TempDir dir("pipeline-shares");
+  const std::string model = dir.file("shares.gguf");
+  lb::write_synthetic_model(lb::synth_spec("llama", 256, 4, 4, 2, 704, 1024, lb::GgmlType::Q4_0),
+                            model);
+  Cluster cluster(model, unequal_stages(2), {"--max-inflight-steps", "2"});
+  cluster.wait_serving();
+  const std::vector<std::string> prompts = {"a b", "c d e", "f", "g h i j", "k l", "m"};
+  std::vector<std::future<lbtest::RemoteResult>> futures;
+  for (const std::string& p : prompts) {
+    futures.push_back(std::async(std::launch::async, [&, p] {
+      return lbtest::generate_remote(cluster.broker(), greedy(p, 40));
+    }));
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_EQ(futures[i].get().tokens, local_greedy(model, prompts[i], 40))
+        << "prompt '" << prompts[i] << "'";
+  }
+  std::istringstream log(cluster.log("broker"));
+  size_t steps = 0, largest = 0;
+  for (std::string line; std::getline(log, line);) {
+    const size_t at = line.find(" out: ");
+    if (at == std::string::npos || line.find("broker: step ") == std::string::npos) continue;
+    ++steps;
+    largest = std::max<size_t>(largest, std::stoul(line.substr(at + 6)));
+  }
+  EXPECT_GT(steps, 0u) << "no steps in the broker's log";
+  EXPECT_LE(largest, 3u) << "a step carried more than an even share of the requests";
 }
 
 TEST(Pipeline, SeededSamplingEqualsOneProcess) {
