@@ -504,37 +504,46 @@ void Stage::emit(const std::vector<wire::Step>& steps, const StepOutput& out) {
     }
     return;
   }
-  size_t logit_row = 0;
+  // Sampling: one task per sampled row, spread over the pool (the rows are independent, and a
+  // draw depends only on its logits, its parameters and its index).
+  std::vector<std::pair<const wire::Chunk*, const float*>> rows;
+  for (const wire::Step& s : steps) {
+    for (const wire::Chunk& c : s.seqs) {
+      if (c.sample) rows.emplace_back(&c, out.logits.data() + rows.size() * size_t(hp.n_vocab));
+    }
+  }
+  std::vector<wire::Sampled> sampled(rows.size());
+  pool_.run(int64_t(rows.size()), [&](int64_t i) {
+    const wire::Chunk& c = *rows[size_t(i)].first;
+    const float* logits = rows[size_t(i)].second;
+    const wire::SampleSpec& sp = *c.sample;
+    SamplingParams p;
+    p.temperature = sp.temp;
+    p.top_k = sp.top_k;
+    p.top_p = sp.top_p;
+    p.min_p = sp.min_p;
+    p.repeat_penalty = sp.rep;
+    p.repeat_last_n = int32_t(sp.recent.size());
+    p.seed = sp.seed;
+    wire::Sampled& smp = sampled[size_t(i)];
+    smp.req = c.req;
+    smp.pos = c.pos + c.n - 1;
+    smp.token = sample_token(logits, hp.n_vocab, p, sp.recent, sp.draw);
+    smp.lp = token_logprob(logits, hp.n_vocab, smp.token);
+    if (sp.top > 0) {
+      for (const TokenLogprob& t : top_logprobs(logits, hp.n_vocab, int(sp.top)))
+        smp.top.push_back({t.id, t.logprob});
+    }
+    if (sp.logits)
+      smp.logits.assign(reinterpret_cast<const char*>(logits), size_t(hp.n_vocab) * sizeof(float));
+  });
+  size_t next = 0;
   for (const wire::Step& s : steps) {
     wire::Result res;
     res.epoch = s.epoch;
     res.id = s.id;
     for (const wire::Chunk& c : s.seqs) {
-      if (!c.sample) continue;
-      const float* logits = out.logits.data() + logit_row * size_t(hp.n_vocab);
-      ++logit_row;
-      const wire::SampleSpec& sp = *c.sample;
-      SamplingParams p;
-      p.temperature = sp.temp;
-      p.top_k = sp.top_k;
-      p.top_p = sp.top_p;
-      p.min_p = sp.min_p;
-      p.repeat_penalty = sp.rep;
-      p.repeat_last_n = int32_t(sp.recent.size());
-      p.seed = sp.seed;
-      wire::Sampled smp;
-      smp.req = c.req;
-      smp.pos = c.pos + c.n - 1;
-      smp.token = sample_token(logits, hp.n_vocab, p, sp.recent, sp.draw);
-      smp.lp = token_logprob(logits, hp.n_vocab, smp.token);
-      if (sp.top > 0) {
-        for (const TokenLogprob& t : top_logprobs(logits, hp.n_vocab, int(sp.top)))
-          smp.top.push_back({t.id, t.logprob});
-      }
-      if (sp.logits)
-        smp.logits.assign(reinterpret_cast<const char*>(logits),
-                          size_t(hp.n_vocab) * sizeof(float));
-      res.out.push_back(std::move(smp));
+      if (c.sample) res.out.push_back(std::move(sampled[next++]));
     }
     send_frame(data_out_, wire::encode(res));
   }
