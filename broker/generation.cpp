@@ -126,11 +126,28 @@ uint64_t Broker::send_step(size_t max_requests) {
 
 size_t Broker::max_inflight_steps() const {
   if (cfg_.max_inflight_steps > 0) return size_t(cfg_.max_inflight_steps);
-  // One per machine: stages sharing a host share its cores, so two steps in the chain at once
-  // would only take turns on them, while one step holding both batches reads every weight once.
-  std::set<std::string> hosts;
-  for (const PlanStage& s : plan_->stages) hosts.insert(nodes_.at(s.node_id).info.host);
-  return std::max<size_t>(1, hosts.size());
+  // Per host, as many steps as its cores can run at once at its stages' mean thread count, at
+  // least one and at most one per stage. Stages whose threads fit the host's cores each get a
+  // step to work on, as stages on different machines do. Stages whose threads together exceed
+  // the cores would only take turns on them with a step each, while one step holding every
+  // request reads each weight once for all of them.
+  struct Host {
+    size_t stages = 0;
+    uint64_t threads = 0;
+    uint64_t cores = 1;
+  };
+  std::map<std::string, Host> hosts;
+  for (const PlanStage& s : plan_->stages) {
+    const wire::Register& info = nodes_.at(s.node_id).info;
+    Host& h = hosts[info.host];
+    ++h.stages;
+    h.threads += std::max<uint32_t>(1, info.threads);
+    h.cores = std::max<uint64_t>(h.cores, info.cores);
+  }
+  size_t steps = 0;
+  for (const auto& [name, h] : hosts)
+    steps += std::clamp<size_t>(size_t(h.cores * h.stages / h.threads), 1, h.stages);
+  return std::max<size_t>(1, steps);
 }
 
 void Broker::on_result(const std::string& frame) {

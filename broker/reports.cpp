@@ -28,6 +28,7 @@ std::string Broker::status_json() const {
                      {"cgroup_usage", n.last_heartbeat.cg_usage},
                      {"compute", n.info.compute},
                      {"threads", n.info.threads},
+                     {"cores", n.info.cores},
                      {"batches", n.last_heartbeat.batches},
                      {"overhead_us", n.last_heartbeat.overhead_us},
                      {"data", n.info.data},

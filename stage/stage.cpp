@@ -35,6 +35,13 @@ std::string host_name() {
   return buf;
 }
 
+// CPUs online on this machine, which every stage on it shares (not only those this process may
+// run on): the broker compares them with the threads of the stages on the host.
+uint32_t host_cores() {
+  const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? uint32_t(n) : 1;
+}
+
 }  // namespace
 
 Stage::Stage(StageOptions opt)
@@ -71,6 +78,7 @@ int Stage::run() {
   reg.high_water = opt_.high_water;
   reg.compute = compute_score_;
   reg.threads = uint32_t(pool_.size());
+  reg.cores = host_cores();
   reg.data = data_endpoint_;
   reg.model = opt_.model;
   send_control(wire::encode(reg));
