@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
       generate(c.cluster->broker, "warm up", 4);
       c.inflight = lbbench::status(c.cluster->broker)["steps"]["max_inflight"].dump();
     }
-    const int rounds = 3;
+    const int rounds = 5;
     const int counts[] = {1, 2, 4, 8};
     for (int round = 0; round < rounds; ++round) {
       for (Config& c : configs) {
