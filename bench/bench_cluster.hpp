@@ -27,6 +27,7 @@ struct ClusterOptions {
   std::string model;
   std::vector<std::string> memory = {"8GiB"};  // one per stage
   int max_seqs = 8;
+  int threads = 2;                // per stage
   bool stages_have_model = true;  // false: stages fetch their layers from the broker
   std::string log_level = "warn";
   std::vector<std::string> broker_args;  // added to the broker's command line
@@ -86,7 +87,7 @@ inline std::unique_ptr<Cluster> start(const ClusterOptions& o) {
                                      "--node-id",
                                      "bench-" + std::to_string(i),
                                      "--threads",
-                                     "2",
+                                     std::to_string(o.threads),
                                      "--log-level",
                                      o.log_level,
                                      "--cache-dir",

@@ -198,8 +198,9 @@ void Broker::on_register(const std::string& peer, const wire::Register& m) {
                      return nodes_.at(a).info.order < nodes_.at(b).info.order;
                    });
   spdlog::info(
-      "broker: stage '{}' on {} registered: budget {}, compute {:.1f}, {} threads, data {}", m.node,
-      m.host, format_bytes(m.budget), m.compute, m.threads, m.data);
+      "broker: stage '{}' on {} registered: budget {}, compute {:.1f}, {} threads ({} cores on "
+      "its host), data {}",
+      m.node, m.host, format_bytes(m.budget), m.compute, m.threads, m.cores, m.data);
 }
 
 std::vector<PlanNode> Broker::plan_nodes() const {
@@ -265,6 +266,7 @@ void Broker::maybe_plan() {
 
 void Broker::send_assignments(const std::vector<std::string>& emptied) {
   ++epoch_;
+  step_sent_at_.clear();  // results of the old epoch's steps are dropped
   serving_ = false;
   spdlog::info("broker: epoch {} plan ({}): {}", epoch_, strategy_name(plan_->strategy),
                render_plan_bar(*plan_, 0));

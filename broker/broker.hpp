@@ -129,7 +129,10 @@ class Broker {
   void maybe_offer_layers();
   void finish_migration();
   void check_nodes();
-  void schedule();  // starts waiting requests and sends every ready chunk as one step
+  // Starts waiting requests and sends ready chunks as steps, as many as max_inflight_steps allows.
+  void schedule();
+  // Sends the ready chunks of at most max_requests requests as one step; returns its id.
+  uint64_t send_step(size_t max_requests);
   // Steps that may be in the chain at once: more keep stages on different machines busy at the
   // same time, fewer make bigger batches where stages share a machine's cores.
   size_t max_inflight_steps() const;
@@ -172,7 +175,12 @@ class Broker {
   std::vector<int32_t> ready_tokens_;
   uint64_t next_req_ = 1;
   uint64_t next_step_ = 1;
-  std::deque<Clock::time_point> recent_tokens_;  // for tokens/s in status
+  // For status: steps sent, their rows, and the sum of each step's rows squared (the mean size
+  // of the step a row travels in is rows_squared / rows: equal to rows / steps when every step
+  // has the same size, larger when big and small steps take turns).
+  uint64_t steps_sent_ = 0, step_rows_sent_ = 0, step_rows_squared_ = 0;
+  std::map<uint64_t, Clock::time_point> step_sent_at_;  // steps in the chain, for debug logs
+  std::deque<Clock::time_point> recent_tokens_;         // for tokens/s in status
 };
 
 }  // namespace lb

@@ -75,30 +75,79 @@ void Broker::schedule() {
   for (const auto& [id, r] : requests_) {
     if (r.in_flight) inflight.insert(r.step);
   }
-  if (inflight.size() >= max_inflight_steps()) return;  // joins the next step instead
+  // Chunks wait while the chain holds max_inflight_steps steps: they join the next one. With
+  // room for several steps, each carries at most an even share of the active requests, so the
+  // groups of requests that travel together stay about equal in size (a request's result comes
+  // back with the rest of its step, and it goes on in the next step sent after that): every
+  // stage then gets batches of the same size instead of one big and one small group taking turns.
+  const size_t limit = max_inflight_steps();
+  const size_t share = (size_t(std::max(active, 1)) + limit - 1) / limit;
+  while (!ready_chunks_.empty() && inflight.size() < limit) {
+    inflight.insert(send_step(share));
+  }
+}
+
+uint64_t Broker::send_step(size_t max_requests) {
   wire::Step step;
   step.epoch = epoch_;
   step.id = next_step_++;
-  step.seqs = std::move(ready_chunks_);
-  step.tokens = std::move(ready_tokens_);
   step.dtype = dtype_;
-  ready_chunks_.clear();
-  ready_tokens_.clear();
+  // The first max_requests requests in ready order, with all their chunks (a request replayed
+  // after a move has several, which must stay in one step, in order); the rest keep their order.
+  std::set<uint64_t> taken;
+  std::vector<wire::Chunk> rest;
+  std::vector<int32_t> rest_tokens;
+  size_t token = 0;
+  for (wire::Chunk& c : ready_chunks_) {
+    if (!taken.count(c.req) && taken.size() < max_requests) taken.insert(c.req);
+    const bool take = taken.count(c.req) != 0;
+    std::vector<int32_t>& tokens = take ? step.tokens : rest_tokens;
+    tokens.insert(tokens.end(), ready_tokens_.begin() + long(token),
+                  ready_tokens_.begin() + long(token + c.n));
+    token += c.n;
+    (take ? step.seqs : rest).push_back(std::move(c));
+  }
+  ready_chunks_ = std::move(rest);
+  ready_tokens_ = std::move(rest_tokens);
   for (const wire::Chunk& c : step.seqs) {
     Request& r = requests_.at(c.req);
     r.in_flight = true;
     r.step = step.id;
   }
   send_frame(feed_, wire::encode(step));
+  ++steps_sent_;
+  step_rows_sent_ += step.tokens.size();
+  step_rows_squared_ += step.tokens.size() * step.tokens.size();
+  step_sent_at_[step.id] = Clock::now();
+  spdlog::debug("broker: step {} out: {} request(s), {} row(s); {} step(s) in flight", step.id,
+                taken.size(), step.tokens.size(), step_sent_at_.size());
+  return step.id;
 }
 
 size_t Broker::max_inflight_steps() const {
   if (cfg_.max_inflight_steps > 0) return size_t(cfg_.max_inflight_steps);
-  // One per machine: stages sharing a host share its cores, so two steps in the chain at once
-  // would only take turns on them, while one step holding both batches reads every weight once.
-  std::set<std::string> hosts;
-  for (const PlanStage& s : plan_->stages) hosts.insert(nodes_.at(s.node_id).info.host);
-  return std::max<size_t>(1, hosts.size());
+  // Per host, as many steps as its cores can run at once at its stages' mean thread count, at
+  // least one and at most one per stage. Stages whose threads fit the host's cores each get a
+  // step to work on, as stages on different machines do. Stages whose threads together exceed
+  // the cores would only take turns on them with a step each, while one step holding every
+  // request reads each weight once for all of them.
+  struct Host {
+    size_t stages = 0;
+    uint64_t threads = 0;
+    uint64_t cores = 1;
+  };
+  std::map<std::string, Host> hosts;
+  for (const PlanStage& s : plan_->stages) {
+    const wire::Register& info = nodes_.at(s.node_id).info;
+    Host& h = hosts[info.host];
+    ++h.stages;
+    h.threads += std::max<uint32_t>(1, info.threads);
+    h.cores = std::max<uint64_t>(h.cores, info.cores);
+  }
+  size_t steps = 0;
+  for (const auto& [name, h] : hosts)
+    steps += std::clamp<size_t>(size_t(h.cores * h.stages / h.threads), 1, h.stages);
+  return std::max<size_t>(1, steps);
 }
 
 void Broker::on_result(const std::string& frame) {
@@ -114,6 +163,11 @@ void Broker::on_result(const std::string& frame) {
     spdlog::warn("broker: dropped step {} result from epoch {} (current {})", res.id, res.epoch,
                  epoch_);
     return;
+  }
+  if (auto it = step_sent_at_.find(res.id); it != step_sent_at_.end()) {
+    spdlog::debug("broker: step {} back after {:.2f} ms: {} token(s)", res.id,
+                  seconds(Clock::now() - it->second) * 1e3, res.out.size());
+    step_sent_at_.erase(it);
   }
   const ServedModel& sm = model();
   for (const wire::Sampled& s : res.out) {

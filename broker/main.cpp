@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
                "Offer layers to stages that register while serving");
   std::optional<int> max_inflight;
   app.add_option("--max-inflight-steps", max_inflight,
-                 "Steps in the chain at once (0 = one per distinct stage host)");
+                 "Steps in the chain at once (0 = per host, one per stage when the stages' "
+                 "threads fit its cores, else one)");
   std::optional<bool> kv_transfer;
   app.add_option("--kv-transfer", kv_transfer,
                  "On a move, send KV caches with their layers (true) or replay requests (false)");

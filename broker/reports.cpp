@@ -28,6 +28,7 @@ std::string Broker::status_json() const {
                      {"cgroup_usage", n.last_heartbeat.cg_usage},
                      {"compute", n.info.compute},
                      {"threads", n.info.threads},
+                     {"cores", n.info.cores},
                      {"batches", n.last_heartbeat.batches},
                      {"overhead_us", n.last_heartbeat.overhead_us},
                      {"data", n.info.data},
@@ -46,6 +47,10 @@ std::string Broker::status_json() const {
   j["serving"] = serving_;
   j["rebalancing"] = migration_.has_value();
   j["kv_reserve_tokens"] = kv_reserve_tokens_;
+  j["steps"] = {{"sent", steps_sent_},
+                {"rows", step_rows_sent_},
+                {"rows_squared", step_rows_squared_},
+                {"max_inflight", plan_ ? max_inflight_steps() : 0}};
   if (last_migration_) {
     const MigrationReport& m = *last_migration_;
     j["last_migration"] = {

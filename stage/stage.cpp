@@ -35,6 +35,13 @@ std::string host_name() {
   return buf;
 }
 
+// CPUs online on this machine, which every stage on it shares (not only those this process may
+// run on): the broker compares them with the threads of the stages on the host.
+uint32_t host_cores() {
+  const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? uint32_t(n) : 1;
+}
+
 }  // namespace
 
 Stage::Stage(StageOptions opt)
@@ -71,6 +78,7 @@ int Stage::run() {
   reg.high_water = opt_.high_water;
   reg.compute = compute_score_;
   reg.threads = uint32_t(pool_.size());
+  reg.cores = host_cores();
   reg.data = data_endpoint_;
   reg.model = opt_.model;
   send_control(wire::encode(reg));
@@ -426,6 +434,7 @@ void Stage::on_data(std::vector<std::string> frames) {
 }
 
 bool Stage::run_batch(const std::vector<wire::Step>& steps, bool report_errors) {
+  const auto t_batch = std::chrono::steady_clock::now();
   const HParams& hp = weights_->hparams();
   StepInput in;
   try {
@@ -457,9 +466,19 @@ bool Stage::run_batch(const std::vector<wire::Step>& steps, bool report_errors) 
     StepOutput out;
     const auto t0 = std::chrono::steady_clock::now();
     runner_->step(in, out);
-    compute_seconds_ +=
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const auto t1 = std::chrono::steady_clock::now();
+    compute_seconds_ += std::chrono::duration<double>(t1 - t0).count();
     emit(steps, out);
+    if (spdlog::should_log(spdlog::level::debug)) {
+      const auto ms = [](auto a, auto b) {
+        return std::chrono::duration<double, std::milli>(b - a).count();
+      };
+      spdlog::debug(
+          "stage {}: {} step(s) from step {}, {} rows: input {:.2f} ms, compute {:.2f} ms, emit "
+          "{:.2f} ms",
+          opt_.node_id, steps.size(), steps.front().id, in.rows(), ms(t_batch, t0), ms(t0, t1),
+          ms(t1, std::chrono::steady_clock::now()));
+    }
     return true;
   } catch (const Error& e) {
     if (!report_errors) return false;
@@ -495,37 +514,46 @@ void Stage::emit(const std::vector<wire::Step>& steps, const StepOutput& out) {
     }
     return;
   }
-  size_t logit_row = 0;
+  // Sampling: one task per sampled row, spread over the pool (the rows are independent, and a
+  // draw depends only on its logits, its parameters and its index).
+  std::vector<std::pair<const wire::Chunk*, const float*>> rows;
+  for (const wire::Step& s : steps) {
+    for (const wire::Chunk& c : s.seqs) {
+      if (c.sample) rows.emplace_back(&c, out.logits.data() + rows.size() * size_t(hp.n_vocab));
+    }
+  }
+  std::vector<wire::Sampled> sampled(rows.size());
+  pool_.run(int64_t(rows.size()), [&](int64_t i) {
+    const wire::Chunk& c = *rows[size_t(i)].first;
+    const float* logits = rows[size_t(i)].second;
+    const wire::SampleSpec& sp = *c.sample;
+    SamplingParams p;
+    p.temperature = sp.temp;
+    p.top_k = sp.top_k;
+    p.top_p = sp.top_p;
+    p.min_p = sp.min_p;
+    p.repeat_penalty = sp.rep;
+    p.repeat_last_n = int32_t(sp.recent.size());
+    p.seed = sp.seed;
+    wire::Sampled& smp = sampled[size_t(i)];
+    smp.req = c.req;
+    smp.pos = c.pos + c.n - 1;
+    smp.token = sample_token(logits, hp.n_vocab, p, sp.recent, sp.draw);
+    smp.lp = token_logprob(logits, hp.n_vocab, smp.token);
+    if (sp.top > 0) {
+      for (const TokenLogprob& t : top_logprobs(logits, hp.n_vocab, int(sp.top)))
+        smp.top.push_back({t.id, t.logprob});
+    }
+    if (sp.logits)
+      smp.logits.assign(reinterpret_cast<const char*>(logits), size_t(hp.n_vocab) * sizeof(float));
+  });
+  size_t next = 0;
   for (const wire::Step& s : steps) {
     wire::Result res;
     res.epoch = s.epoch;
     res.id = s.id;
     for (const wire::Chunk& c : s.seqs) {
-      if (!c.sample) continue;
-      const float* logits = out.logits.data() + logit_row * size_t(hp.n_vocab);
-      ++logit_row;
-      const wire::SampleSpec& sp = *c.sample;
-      SamplingParams p;
-      p.temperature = sp.temp;
-      p.top_k = sp.top_k;
-      p.top_p = sp.top_p;
-      p.min_p = sp.min_p;
-      p.repeat_penalty = sp.rep;
-      p.repeat_last_n = int32_t(sp.recent.size());
-      p.seed = sp.seed;
-      wire::Sampled smp;
-      smp.req = c.req;
-      smp.pos = c.pos + c.n - 1;
-      smp.token = sample_token(logits, hp.n_vocab, p, sp.recent, sp.draw);
-      smp.lp = token_logprob(logits, hp.n_vocab, smp.token);
-      if (sp.top > 0) {
-        for (const TokenLogprob& t : top_logprobs(logits, hp.n_vocab, int(sp.top)))
-          smp.top.push_back({t.id, t.logprob});
-      }
-      if (sp.logits)
-        smp.logits.assign(reinterpret_cast<const char*>(logits),
-                          size_t(hp.n_vocab) * sizeof(float));
-      res.out.push_back(std::move(smp));
+      if (c.sample) res.out.push_back(std::move(sampled[next++]));
     }
     send_frame(data_out_, wire::encode(res));
   }

@@ -1,8 +1,12 @@
 // The pipeline with real processes on 127.0.0.1: the same tokens as one process (and as
 // llama.cpp), the layer split by memory ratio, stage memory holding only its own layers,
 // concurrent clients, and bad input that is rejected while the processes keep serving.
+#include <unistd.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <future>
+#include <sstream>
 
 #include "cluster.hpp"
 #include "model/generate.hpp"
@@ -44,6 +48,10 @@ std::vector<StageSpec> unequal_stages(size_t n) {
   std::vector<StageSpec> s;
   for (size_t i = 0; i < n; ++i) s.push_back({"s" + std::to_string(i + 1), budgets[i]});
   return s;
+}
+
+long online_cores() {
+  return std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN));
 }
 
 lb::wire::Generate greedy(const std::string& prompt, uint32_t n) {
@@ -152,15 +160,17 @@ TEST(Pipeline, EightConcurrentClientsGetTheirSingleRequestTokens) {
 
 TEST(Pipeline, RequestsStartedApartShareStepsWhenStagesShareAMachine) {
   // Each step takes a few milliseconds here, and the four requests start a few milliseconds
-  // apart, so each arrives while another's step is in the chain. The stages share this machine:
-  // the broker keeps one step in the chain, and a request that arrives meanwhile joins the next
-  // one, so the head stage runs about one batch per token position, not one per token.
+  // apart, so each arrives while another's step is in the chain. The stages share this machine's
+  // cores (their threads together outnumber them): the broker keeps one step in the chain, and a
+  // request that arrives meanwhile joins the next one, so the head stage runs about one batch per
+  // token position, not one per token.
   lbtest::TempDir dir("pipeline-share");
   const std::string model = dir.file("share.gguf");
   lb::write_synthetic_model(lb::synth_spec("llama", 1024, 8, 8, 8, 2816, 1024, lb::GgmlType::Q8_0),
                             model);
-  Cluster cluster(model, unequal_stages(2));
-  cluster.wait_serving();
+  const int threads = int(online_cores() / 2 + 1);
+  Cluster cluster(model, {{"s1", "1GiB", true, threads}, {"s2", "2GiB", true, threads}});
+  EXPECT_EQ(cluster.wait_serving()["steps"]["max_inflight"].get<int>(), 1);
   const std::vector<std::string> prompts = {"a b", "c d", "e f", "g h"};
   std::vector<std::future<lbtest::RemoteResult>> futures;
   for (const std::string& p : prompts) {
@@ -181,6 +191,52 @@ TEST(Pipeline, RequestsStartedApartShareStepsWhenStagesShareAMachine) {
   std::printf("[pipeline] %zu tokens for 4 clients in %llu batches at the head stage\n", tokens,
               (unsigned long long)batches);
   EXPECT_LE(batches, tokens / 3) << "concurrent requests did not share steps";
+}
+
+TEST(Pipeline, StagesWhoseThreadsFitTheCoresEachGetAStepByDefault) {
+  // Two one-thread stages on this machine: each has a core of its own when it has at least two,
+  // so the broker keeps a step in the chain for each (as for stages on different machines).
+  lbtest::TempDir dir("pipeline-fit");
+  const std::string model = dir.file("fit.gguf");
+  lb::write_synthetic_model(lb::synth_spec("llama", 256, 4, 4, 2, 704, 1024, lb::GgmlType::Q4_0),
+                            model);
+  Cluster cluster(model, unequal_stages(2));
+  const nlohmann::json s = cluster.wait_serving();
+  EXPECT_EQ(s["nodes"][0]["cores"].get<long>(), online_cores());
+  EXPECT_EQ(s["steps"]["max_inflight"].get<long>(), std::min(2L, online_cores()));
+}
+
+TEST(Pipeline, StepsInFlightCarryEvenSharesOfTheRequests) {
+  // With two steps allowed in the chain, six requests started at once travel in steps of at most
+  // three (an even share), whichever order their prompts and tokens come back in, and every one
+  // gets the tokens one process gives. The broker logs each step it sends at debug level.
+  lbtest::TempDir dir("pipeline-shares");
+  const std::string model = dir.file("shares.gguf");
+  lb::write_synthetic_model(lb::synth_spec("llama", 256, 4, 4, 2, 704, 1024, lb::GgmlType::Q4_0),
+                            model);
+  Cluster cluster(model, unequal_stages(2), {"--max-inflight-steps", "2"});
+  cluster.wait_serving();
+  const std::vector<std::string> prompts = {"a b", "c d e", "f", "g h i j", "k l", "m"};
+  std::vector<std::future<lbtest::RemoteResult>> futures;
+  for (const std::string& p : prompts) {
+    futures.push_back(std::async(std::launch::async, [&, p] {
+      return lbtest::generate_remote(cluster.broker(), greedy(p, 40));
+    }));
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_EQ(futures[i].get().tokens, local_greedy(model, prompts[i], 40))
+        << "prompt '" << prompts[i] << "'";
+  }
+  std::istringstream log(cluster.log("broker"));
+  size_t steps = 0, largest = 0;
+  for (std::string line; std::getline(log, line);) {
+    const size_t at = line.find(" out: ");
+    if (at == std::string::npos || line.find("broker: step ") == std::string::npos) continue;
+    ++steps;
+    largest = std::max<size_t>(largest, std::stoul(line.substr(at + 6)));
+  }
+  EXPECT_GT(steps, 0u) << "no steps in the broker's log";
+  EXPECT_LE(largest, 3u) << "a step carried more than an even share of the requests";
 }
 
 TEST(Pipeline, SeededSamplingEqualsOneProcess) {

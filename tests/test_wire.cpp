@@ -383,6 +383,7 @@ Register register_msg() {
   m.high_water = 0.75;
   m.compute = 123.456;
   m.threads = 16;
+  m.cores = 24;
   m.data = "tcp://10.0.0.5:5601";
   m.model = "";
   return m;
@@ -653,6 +654,7 @@ TEST(WireRoundTrip, StageControl) {
   EXPECT_EQ(r.high_water, 0.75);
   EXPECT_EQ(r.compute, 123.456);
   EXPECT_EQ(r.threads, 16u);
+  EXPECT_EQ(r.cores, 24u);
   EXPECT_EQ(r.data, "tcp://10.0.0.5:5601");
   EXPECT_EQ(r.model, "");
 
@@ -1227,6 +1229,10 @@ TEST(WireHostile, FieldChecksNameTypeAndField) {
       set_case(register_msg(), {"host"}, V(std::vector<char>{'h'}),
                "register.host: expected a str, got bin"),
       erase_case(register_msg(), {"model"}, "register.model: missing"),
+      set_case(register_msg(), {"cores"}, V(0), "register.cores: must be > 0"),
+      set_case(register_msg(), {"cores"}, V(uint64_t(1) << 32),
+               "register.cores: value 4294967296 out of range"),
+      erase_case(register_msg(), {"cores"}, "register.cores: missing"),
       set_case(assign_msg(), {"end"}, V(33), "assign.end: must be <= n_layers"),
       set_case(assign_msg(), {"begin"}, V(17), "assign.end: must be >= begin"),
       set_case(assign_msg(), {"begin"}, V(-1), "assign.begin: value -1 out of range"),

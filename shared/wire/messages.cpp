@@ -381,7 +381,7 @@ std::string encode(const Result& m) {
 }
 
 std::string encode(const Register& m) {
-  Writer w(type_of<Register>(), 9);
+  Writer w(type_of<Register>(), 10);
   w.str("node", m.node);
   w.i64("order", m.order);
   w.str("host", m.host);
@@ -389,6 +389,7 @@ std::string encode(const Register& m) {
   w.f64("high_water", m.high_water);
   w.f64("compute", m.compute);
   w.u64("threads", m.threads);
+  w.u64("cores", m.cores);
   w.str("data", m.data);
   w.str("model", m.model);
   return w.take();
@@ -781,6 +782,8 @@ void decode(const Envelope& e, Register& out) {
   m.compute = r.f64("compute");
   check(m.compute >= 0, r, "compute", "must be >= 0");
   m.threads = r.u32("threads");
+  m.cores = r.u32("cores");
+  check(m.cores > 0, r, "cores", "must be > 0");
   m.data = r.str("data");
   m.model = r.str("model");
   out = std::move(m);

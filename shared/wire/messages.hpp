@@ -115,8 +115,9 @@ struct Register {
   double high_water = 0.9;  // share of the budget it may fill before it reports pressure
   double compute = 0;
   uint32_t threads = 0;
-  std::string data;   // the stage's data endpoint
-  std::string model;  // local model path, may be empty
+  uint32_t cores = 1;  // CPUs online on the stage's host, which its stages share
+  std::string data;    // the stage's data endpoint
+  std::string model;   // local model path, may be empty
 };
 
 struct ModelRef {
