@@ -47,7 +47,6 @@ PackedMatrix::PackedMatrix(size_t bytes) : bytes_(bytes) {
     throw Error("cannot allocate " + std::to_string(bytes) +
                 " bytes for a rearranged weight matrix: " + std::strerror(errno));
   }
-  ::madvise(p, bytes, MADV_HUGEPAGE);  // a hint: without transparent huge pages, 4 KiB pages
   data_ = static_cast<uint8_t*>(p);
 }
 
