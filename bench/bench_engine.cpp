@@ -95,7 +95,7 @@ double batched_step_ms(lb::RangeRunner& runner, int32_t n_vocab, int rows, int64
 Row measure(const std::string& type, lb::WeightLayout layout, lb::ThreadPool& pool) {
   auto file = std::make_shared<lb::GgufFile>(lbbench::tinyllama_shaped(type));
   const lb::HParams hp = lb::read_hparams(*file);
-  lb::ModelWeights w(file, 0, hp.n_layers, nullptr, layout);
+  lb::ModelWeights w(file, 0, hp.n_layers, {nullptr, layout, &pool});
   lb::RangeRunner runner(w, pool, 512);
   // Bytes a decode step reads: every layer's weights and the output head (one embedding row is
   // negligible).

@@ -30,9 +30,10 @@ struct RunArgs {
 void run(const RunArgs& a) {
   auto file = std::make_shared<GgufFile>(a.model);
   Tokenizer tok(*file);
-  ModelWeights weights(file, 0, read_hparams(*file).n_layers);
-  const HParams& hp = weights.hparams();
   ThreadPool pool(a.threads > 0 ? a.threads : default_thread_count());
+  ModelWeights weights(file, 0, read_hparams(*file).n_layers,
+                       {nullptr, WeightLayout::Fastest, &pool});
+  const HParams& hp = weights.hparams();
   const int64_t n_ctx = a.ctx > 0 ? a.ctx : hp.n_ctx_train;
   RangeRunner runner(weights, pool, n_ctx);
 

@@ -317,7 +317,8 @@ void Stage::on_assign(const wire::Assign& a) {
   // have gone where they belong: kept ones into the new caches, lost ones to their new owners.
   std::unique_ptr<ModelWeights> next;
   if (a.begin < a.end) {
-    next = std::make_unique<ModelWeights>(file_, a.begin, a.end, weights_.get());
+    next = std::make_unique<ModelWeights>(
+        file_, a.begin, a.end, WeightOptions{weights_.get(), WeightLayout::Fastest, &pool_});
   }
   std::optional<KvCache> old_kv;
   if (runner_) old_kv.emplace(std::move(runner_->kv()));

@@ -47,8 +47,8 @@ std::vector<std::vector<float>> run_chain(const std::shared_ptr<lb::GgufFile>& f
   std::vector<std::unique_ptr<lb::ModelWeights>> weights;
   std::vector<std::unique_ptr<lb::RangeRunner>> runners;
   for (size_t i = 0; i + 1 < bounds.size(); ++i) {
-    weights.push_back(
-        std::make_unique<lb::ModelWeights>(file, bounds[i], bounds[i + 1], nullptr, layout));
+    weights.push_back(std::make_unique<lb::ModelWeights>(
+        file, bounds[i], bounds[i + 1], lb::WeightOptions{nullptr, layout, &pool}));
     runners.push_back(std::make_unique<lb::RangeRunner>(*weights.back(), pool, 64));
   }
   std::vector<std::vector<float>> logits;
@@ -187,7 +187,7 @@ TEST(Ranges, RearrangedWeightsGiveTheFileLayoutsBits) {
                        run_chain(file, {0, 2, hp.n_layers}, steps), "rearranged vs as filed");
 
   lb::ModelWeights first(file, 0, 3);
-  lb::ModelWeights second(file, 2, 4, &first);
+  lb::ModelWeights second(file, 2, 4, {&first});
   const lb::Repack r = lb::repack_for(lb::GgmlType::Q4_0, hp.dim);
   EXPECT_EQ(first.layer(2).wq.type, r.layout);
   EXPECT_EQ(second.layer(3).w_down.type, r.layout);

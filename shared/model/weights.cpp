@@ -55,7 +55,7 @@ PackedMatrix::~PackedMatrix() {
 }
 
 Matrix ModelWeights::matrix(const std::string& name, int64_t cols, int64_t rows, bool multiplied,
-                            std::vector<const GgufTensor*>& held, const ModelWeights* predecessor) {
+                            std::vector<const GgufTensor*>& held, const WeightOptions& options) {
   const GgufTensor& t = expect(*file_, name, cols, rows);
   kernels_for(t.type);  // throws for types we cannot compute with, naming the type
   held.push_back(&t);
@@ -64,6 +64,7 @@ Matrix ModelWeights::matrix(const std::string& name, int64_t cols, int64_t rows,
     return Matrix{t.data, t.type, cols, rows};
   }
   std::shared_ptr<const PackedMatrix>& packed = packed_[&t];
+  const ModelWeights* predecessor = options.predecessor;
   if (predecessor && &predecessor->file() == file_.get()) {
     const auto it = predecessor->packed_.find(&t);
     if (it != predecessor->packed_.end()) packed = it->second;
@@ -73,8 +74,18 @@ Matrix ModelWeights::matrix(const std::string& name, int64_t cols, int64_t rows,
     const size_t dst_row = row_bytes(repack.layout, cols);
     auto p = std::make_shared<PackedMatrix>(dst_row * size_t(rows));
     const uint8_t* src = static_cast<const uint8_t*>(t.data);
-    for (int64_t r = 0; r < rows; ++r) {
-      repack.row(src + size_t(r) * src_row, p->data() + size_t(r) * dst_row, cols);
+    const auto rearrange = [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        repack.row(src + size_t(r) * src_row, p->data() + size_t(r) * dst_row, cols);
+      }
+    };
+    if (options.pool) {
+      constexpr int64_t kRowsPerTask = 256;
+      options.pool->run((rows + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t task) {
+        rearrange(task * kRowsPerTask, std::min(rows, (task + 1) * kRowsPerTask));
+      });
+    } else {
+      rearrange(0, rows);
     }
     file_->release(t);
     packed = std::move(p);
@@ -83,8 +94,12 @@ Matrix ModelWeights::matrix(const std::string& name, int64_t cols, int64_t rows,
 }
 
 ModelWeights::ModelWeights(std::shared_ptr<const GgufFile> file, int64_t begin, int64_t end,
-                           const ModelWeights* predecessor, WeightLayout layout)
-    : file_(std::move(file)), hp_(read_hparams(*file_)), begin_(begin), end_(end), layout_(layout) {
+                           const WeightOptions& options)
+    : file_(std::move(file)),
+      hp_(read_hparams(*file_)),
+      begin_(begin),
+      end_(end),
+      layout_(options.layout) {
   const GgufFile& f = *file_;
   if (begin < 0 || end > hp_.n_layers || begin >= end) {
     throw Error("layer range [" + std::to_string(begin) + ", " + std::to_string(end) +
@@ -94,10 +109,10 @@ ModelWeights::ModelWeights(std::shared_ptr<const GgufFile> file, int64_t begin, 
     LayerWeights L;
     auto& h = L.tensors;
     L.attn_norm = vec(f, blk(il, "attn_norm.weight"), hp_.dim, h);
-    L.wq = matrix(blk(il, "attn_q.weight"), hp_.dim, hp_.q_dim(), true, h, predecessor);
-    L.wk = matrix(blk(il, "attn_k.weight"), hp_.dim, hp_.kv_dim(), true, h, predecessor);
-    L.wv = matrix(blk(il, "attn_v.weight"), hp_.dim, hp_.kv_dim(), true, h, predecessor);
-    L.wo = matrix(blk(il, "attn_output.weight"), hp_.q_dim(), hp_.dim, true, h, predecessor);
+    L.wq = matrix(blk(il, "attn_q.weight"), hp_.dim, hp_.q_dim(), true, h, options);
+    L.wk = matrix(blk(il, "attn_k.weight"), hp_.dim, hp_.kv_dim(), true, h, options);
+    L.wv = matrix(blk(il, "attn_v.weight"), hp_.dim, hp_.kv_dim(), true, h, options);
+    L.wo = matrix(blk(il, "attn_output.weight"), hp_.q_dim(), hp_.dim, true, h, options);
     if (hp_.qkv_bias) {
       L.bq = vec(f, blk(il, "attn_q.bias"), hp_.q_dim(), h);
       L.bk = vec(f, blk(il, "attn_k.bias"), hp_.kv_dim(), h);
@@ -108,9 +123,9 @@ ModelWeights::ModelWeights(std::shared_ptr<const GgufFile> file, int64_t begin, 
       L.k_norm = vec(f, blk(il, "attn_k_norm.weight"), hp_.head_dim, h);
     }
     L.ffn_norm = vec(f, blk(il, "ffn_norm.weight"), hp_.dim, h);
-    L.w_gate = matrix(blk(il, "ffn_gate.weight"), hp_.dim, hp_.ffn, true, h, predecessor);
-    L.w_up = matrix(blk(il, "ffn_up.weight"), hp_.dim, hp_.ffn, true, h, predecessor);
-    L.w_down = matrix(blk(il, "ffn_down.weight"), hp_.ffn, hp_.dim, true, h, predecessor);
+    L.w_gate = matrix(blk(il, "ffn_gate.weight"), hp_.dim, hp_.ffn, true, h, options);
+    L.w_up = matrix(blk(il, "ffn_up.weight"), hp_.dim, hp_.ffn, true, h, options);
+    L.w_down = matrix(blk(il, "ffn_down.weight"), hp_.ffn, hp_.dim, true, h, options);
     layers_.push_back(std::move(L));
   }
   if (f.find_tensor("rope_freqs.weight")) {
@@ -119,13 +134,13 @@ ModelWeights::ModelWeights(std::shared_ptr<const GgufFile> file, int64_t begin, 
   if (has_embedding() || (has_head() && hp_.tied_embeddings)) {
     // Multiplied with only as the tied output head.
     token_embd_ = matrix("token_embd.weight", hp_.dim, hp_.n_vocab,
-                         has_head() && hp_.tied_embeddings, global_tensors_, predecessor);
+                         has_head() && hp_.tied_embeddings, global_tensors_, options);
   }
   if (has_head()) {
     output_norm_ = vec(f, "output_norm.weight", hp_.dim, global_tensors_);
-    output_ = hp_.tied_embeddings ? token_embd_
-                                  : matrix("output.weight", hp_.dim, hp_.n_vocab, true,
-                                           global_tensors_, predecessor);
+    output_ = hp_.tied_embeddings
+                  ? token_embd_
+                  : matrix("output.weight", hp_.dim, hp_.n_vocab, true, global_tensors_, options);
   }
   for (const GgufTensor* t : held_tensors()) {
     if (!packed_.count(t)) f.prefetch(*t);

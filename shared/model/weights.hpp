@@ -48,14 +48,23 @@ class PackedMatrix {
 // lays them out (benchmarks compare the two).
 enum class WeightLayout { Fastest, File };
 
+class ModelWeights;
+
+struct WeightOptions {
+  // A range of the same file whose rearranged matrices are shared rather than done again, so a
+  // rebalance pays only for the layers it adds.
+  const ModelWeights* predecessor = nullptr;
+  WeightLayout layout = WeightLayout::Fastest;
+  // Rearranges each matrix's rows on these threads (else on the caller's).
+  ThreadPool* pool = nullptr;
+};
+
 class ModelWeights {
  public:
   // Validates every tensor of the range (presence, shape, type) and faults in its pages (or
-  // rearranges it). Matrices `predecessor` (a range of the same file) already rearranged are
-  // shared with it rather than done again, so a rebalance pays only for the layers it adds.
+  // rearranges it).
   ModelWeights(std::shared_ptr<const GgufFile> file, int64_t begin, int64_t end,
-               const ModelWeights* predecessor = nullptr,
-               WeightLayout layout = WeightLayout::Fastest);
+               const WeightOptions& options = {});
   ~ModelWeights();
   ModelWeights(const ModelWeights&) = delete;
   ModelWeights& operator=(const ModelWeights&) = delete;
@@ -85,7 +94,7 @@ class ModelWeights {
   // The tensor `name` of shape [cols, rows] as a Matrix, noted in `held`; `multiplied` says the
   // engine multiplies with it (else it only looks rows up, which the file's layout serves).
   Matrix matrix(const std::string& name, int64_t cols, int64_t rows, bool multiplied,
-                std::vector<const GgufTensor*>& held, const ModelWeights* predecessor);
+                std::vector<const GgufTensor*>& held, const WeightOptions& options);
 
   std::shared_ptr<const GgufFile> file_;
   HParams hp_;
