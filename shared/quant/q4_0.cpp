@@ -57,7 +57,7 @@ float vec_dot_q4_0_q8_0(int64_t n, const void* w, const void* a) {
     const float d = fp16_to_fp32(x[b].d) * fp16_to_fp32(y[b].d);
     acc[b % 8] = std::fma(d, static_cast<float>(isum), acc[b % 8]);
   }
-  return ((acc[0] + acc[1]) + (acc[4] + acc[5])) + ((acc[2] + acc[3]) + (acc[6] + acc[7]));
+  return sum_tree8(acc);
 }
 
 }  // namespace lb

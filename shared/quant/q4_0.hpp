@@ -22,6 +22,11 @@ static_assert(sizeof(BlockQ4_0) == 18, "block_q4_0 layout");
 void quantize_row_q4_0_ref(const float* src, void* dst, int64_t n);
 void dequantize_row_q4_0(const void* src, float* dst, int64_t n);
 
+// Q4_0's final sum of its eight dot accumulators (below), which the X8 layouts' dots share.
+inline float sum_tree8(const float a[8]) {
+  return ((a[0] + a[1]) + (a[4] + a[5])) + ((a[2] + a[3]) + (a[6] + a[7]));
+}
+
 // Weight row (Q4_0) . activation row (Q8_0), n a multiple of 32. Not ggml's order, but one every
 // level follows bit for bit (the scalar reference defines it): per block the exact integer dot
 // sum((q - 8) * a), fused with d_w * d_a into accumulator (block % 8); at the end the eight

@@ -8,15 +8,6 @@
 
 namespace lb {
 
-namespace {
-
-// Byte of a group's 128 that holds quant j (0..15) of block k: chunk j / 4, lane k, byte j % 4.
-constexpr int slot(int k, int j) {
-  return 32 * (j / 4) + 4 * k + j % 4;
-}
-
-}  // namespace
-
 void repack_row_q4_0_x8(const void* src, void* dst, int64_t n) {
   const BlockQ4_0* x = static_cast<const BlockQ4_0*>(src);
   BlockQ4_0x8* y = static_cast<BlockQ4_0x8*>(dst);
@@ -24,7 +15,7 @@ void repack_row_q4_0_x8(const void* src, void* dst, int64_t n) {
     for (int k = 0; k < 8; ++k) {
       const BlockQ4_0& b = x[8 * g + k];
       y[g].d[k] = b.d;
-      for (int c = 0; c < 4; ++c) std::memcpy(&y[g].qs[slot(k, 4 * c)], &b.qs[4 * c], 4);
+      for (int c = 0; c < 4; ++c) std::memcpy(&y[g].qs[x8_slot(k, 4 * c)], &b.qs[4 * c], 4);
     }
   }
 }
@@ -36,7 +27,7 @@ void dequantize_row_q4_0_x8(const void* src, float* dst, int64_t n) {
       const float d = fp16_to_fp32(x[g].d[k]);
       float* y = dst + (8 * g + k) * kQK4_0;
       for (int j = 0; j < 16; ++j) {
-        const uint8_t q = x[g].qs[slot(k, j)];
+        const uint8_t q = x[g].qs[x8_slot(k, j)];
         y[j] = ((q & 0x0f) - 8) * d;
         y[j + 16] = ((q >> 4) - 8) * d;
       }
@@ -53,8 +44,8 @@ void quantize_row_q8_0_x8(const float* src, void* dst, int64_t n) {
       y[g].d[k] = fp16_to_fp32(b[k].d);
       int32_t sum = 0;
       for (int j = 0; j < 16; ++j) {
-        y[g].lo[slot(k, j)] = b[k].qs[j];
-        y[g].hi[slot(k, j)] = b[k].qs[j + 16];
+        y[g].lo[x8_slot(k, j)] = b[k].qs[j];
+        y[g].hi[x8_slot(k, j)] = b[k].qs[j + 16];
         sum += b[k].qs[j] + b[k].qs[j + 16];
       }
       y[g].neg8sum[k] = -8 * sum;
@@ -70,14 +61,14 @@ float vec_dot_q4_0_x8_q8_0_x8(int64_t n, const void* w, const void* a) {
     for (int k = 0; k < 8; ++k) {
       int32_t isum = y[g].neg8sum[k];
       for (int j = 0; j < 16; ++j) {
-        const uint8_t q = x[g].qs[slot(k, j)];
-        isum += (q & 0x0f) * y[g].lo[slot(k, j)] + (q >> 4) * y[g].hi[slot(k, j)];
+        const uint8_t q = x[g].qs[x8_slot(k, j)];
+        isum += (q & 0x0f) * y[g].lo[x8_slot(k, j)] + (q >> 4) * y[g].hi[x8_slot(k, j)];
       }
       const float d = fp16_to_fp32(x[g].d[k]) * y[g].d[k];
       acc[k] = std::fma(d, static_cast<float>(isum), acc[k]);
     }
   }
-  return ((acc[0] + acc[1]) + (acc[4] + acc[5])) + ((acc[2] + acc[3]) + (acc[6] + acc[7]));
+  return sum_tree8(acc);
 }
 
 }  // namespace lb

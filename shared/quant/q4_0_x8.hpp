@@ -16,6 +16,12 @@ namespace lb {
 
 constexpr int64_t kQK4_0_X8 = 256;
 
+// Byte of an X8 group's 128 quant bytes that holds byte j (0..15) of lane k: chunk j / 4, lane k,
+// byte j % 4. Q4_K_X8 lays out its sub-blocks the same way.
+constexpr int x8_slot(int k, int j) {
+  return 32 * (j / 4) + 4 * k + j % 4;
+}
+
 struct BlockQ4_0x8 {
   Half d[8];
   uint8_t qs[128];  // 32-byte chunk c, bytes 4k..4k+3: block k's qs[4c..4c+3]

@@ -3,16 +3,13 @@
 #include <cmath>
 #include <cstring>
 
+#include "quant/q4_0.hpp"
+#include "quant/q4_0_x8.hpp"
 #include "quant/q4_k.hpp"
 
 namespace lb {
 
 namespace {
-
-// Byte of a super-block's 128 that holds quant i (0..15) of sub-block k: chunk i / 4, lane k.
-constexpr int slot(int k, int i) {
-  return 32 * (i / 4) + 4 * k + i % 4;
-}
 
 // Quant i (0..31) of sub-block k of a file-layout Q4_K block.
 int q4_k_quant(const BlockQ4_K& b, int k, int i) {
@@ -39,10 +36,6 @@ void scales_mins(const BlockQ4_Kx8& b, uint8_t sc[8], uint8_t m[8]) {
   unpack6(hi, m);
 }
 
-float tree(const float a[8]) {
-  return ((a[0] + a[1]) + (a[4] + a[5])) + ((a[2] + a[3]) + (a[6] + a[7]));
-}
-
 }  // namespace
 
 void repack_row_q4_k_x8(const void* src, void* dst, int64_t n) {
@@ -60,7 +53,7 @@ void repack_row_q4_k_x8(const void* src, void* dst, int64_t n) {
     std::memcpy(y[b].scales + 6, &m, 6);
     for (int k = 0; k < 8; ++k) {
       for (int i = 0; i < 16; ++i) {
-        y[b].qs[slot(k, i)] = uint8_t(q4_k_quant(x[b], k, i) | q4_k_quant(x[b], k, i + 16) << 4);
+        y[b].qs[x8_slot(k, i)] = uint8_t(q4_k_quant(x[b], k, i) | q4_k_quant(x[b], k, i + 16) << 4);
       }
     }
   }
@@ -78,7 +71,7 @@ void dequantize_row_q4_k_x8(const void* src, float* dst, int64_t n) {
       const float mk = dmin * m[k];
       float* y = dst + b * kQK_K + 32 * k;
       for (int i = 0; i < 16; ++i) {
-        const uint8_t q = x[b].qs[slot(k, i)];
+        const uint8_t q = x[b].qs[x8_slot(k, i)];
         y[i] = dk * (q & 0x0f) - mk;
         y[i + 16] = dk * (q >> 4) - mk;
       }
@@ -95,8 +88,8 @@ void quantize_row_q8_k_x8(const float* src, void* dst, int64_t n) {
     for (int k = 0; k < 8; ++k) {
       y[b].sums[k] = q.bsums[2 * k] + q.bsums[2 * k + 1];
       for (int i = 0; i < 16; ++i) {
-        y[b].lo[slot(k, i)] = q.qs[32 * k + i];
-        y[b].hi[slot(k, i)] = q.qs[32 * k + 16 + i];
+        y[b].lo[x8_slot(k, i)] = q.qs[32 * k + i];
+        y[b].hi[x8_slot(k, i)] = q.qs[32 * k + 16 + i];
       }
     }
   }
@@ -114,14 +107,14 @@ float vec_dot_q4_k_x8_q8_k_x8(int64_t n, const void* w, const void* a) {
     for (int k = 0; k < 8; ++k) {
       int32_t p = 0;
       for (int i = 0; i < 16; ++i) {
-        const uint8_t q = x[b].qs[slot(k, i)];
-        p += (q & 0x0f) * y[b].lo[slot(k, i)] + (q >> 4) * y[b].hi[slot(k, i)];
+        const uint8_t q = x[b].qs[x8_slot(k, i)];
+        p += (q & 0x0f) * y[b].lo[x8_slot(k, i)] + (q >> 4) * y[b].hi[x8_slot(k, i)];
       }
       acc_d[k] = std::fma(d, static_cast<float>(sc[k] * p), acc_d[k]);
       acc_m[k] = std::fma(dmin, static_cast<float>(m[k] * y[b].sums[k]), acc_m[k]);
     }
   }
-  return tree(acc_d) - tree(acc_m);
+  return sum_tree8(acc_d) - sum_tree8(acc_m);
 }
 
 }  // namespace lb
