@@ -133,9 +133,7 @@ float vec_dot_q4_k_q8_k_avx512(int64_t n, const void* w, const void* a) {
 void vec_dot_q4_k_q8_k_rows_avx512(int64_t n, const void* w, size_t w_stride, const void* a,
                                    float* out) {
   const BlockQ4_K* x[kDotRows];
-  for (int r = 0; r < kDotRows; ++r) {
-    x[r] = reinterpret_cast<const BlockQ4_K*>(static_cast<const uint8_t*>(w) + r * w_stride);
-  }
+  simd::dot_row_blocks(w, w_stride, x);
   dot_rows<kDotRows>(n, x, static_cast<const BlockQ8_K*>(a), out);
 }
 

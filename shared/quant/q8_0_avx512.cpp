@@ -115,9 +115,7 @@ void dot_rows(int64_t n, const BlockQ8_0* const* x, const BlockQ8_0* y, float* o
 void vec_dot_q8_0_q8_0_rows_avx512(int64_t n, const void* w, size_t w_stride, const void* a,
                                    float* y) {
   const BlockQ8_0* x[kDotRows];
-  for (int r = 0; r < kDotRows; ++r) {
-    x[r] = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(w) + r * w_stride);
-  }
+  simd::dot_row_blocks(w, w_stride, x);
   dot_rows<kDotRows>(n, x, static_cast<const BlockQ8_0*>(a), y);
 }
 

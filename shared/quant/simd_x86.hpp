@@ -123,6 +123,14 @@ inline __m256i scale_mask(int s) {
   return _mm256_load_si256(reinterpret_cast<const __m256i*>(kScaleMasks.m[s]));
 }
 
+// The kDotRows weight rows a VecDotRowsFn gets (w + r * w_stride bytes), as block pointers.
+template <typename Block>
+inline void dot_row_blocks(const void* w, size_t w_stride, const Block* (&x)[kDotRows]) {
+  for (int r = 0; r < kDotRows; ++r) {
+    x[r] = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(w) + r * w_stride);
+  }
+}
+
 // Calls f(std::integral_constant<int, T>{}) with T = n_act (1 to kMaxDotActs), so multi-row
 // kernels are templates on their row count.
 template <typename F>

@@ -123,9 +123,7 @@ float x8_dot(int64_t n, const void* w, const void* a) {
 template <typename K>
 void x8_dot_rows(int64_t n, const void* w, size_t w_stride, const void* a, float* y) {
   const typename K::W* x[kDotRows];
-  for (int r = 0; r < kDotRows; ++r) {
-    x[r] = reinterpret_cast<const typename K::W*>(static_cast<const uint8_t*>(w) + r * w_stride);
-  }
+  dot_row_blocks(w, w_stride, x);
   K::template rows<kDotRows>(n, x, static_cast<const typename K::A*>(a), y);
 }
 
