@@ -116,8 +116,8 @@ void KvCache::write(uint64_t seq, int64_t layer, int64_t pos, int64_t n, const u
 }
 
 int64_t KvCache::n_pos(uint64_t seq) const {
-  auto it = seqs_.find(seq);
-  return it == seqs_.end() ? 0 : it->second.n_pos;
+  const SeqKv* s = find(seq);
+  return s ? s->n_pos : 0;
 }
 
 }  // namespace lb

@@ -60,7 +60,7 @@ Matrix ModelWeights::matrix(const std::string& name, int64_t cols, int64_t rows,
   kernels_for(t.type);  // throws for types we cannot compute with, naming the type
   held.push_back(&t);
   const Repack repack = repack_for(t.type, cols);
-  if (!multiplied || !repack.row || layout_ == WeightLayout::File) {
+  if (!multiplied || !repack.row || options.layout == WeightLayout::File) {
     return Matrix{t.data, t.type, cols, rows};
   }
   std::shared_ptr<const PackedMatrix>& packed = packed_[&t];
@@ -95,11 +95,7 @@ Matrix ModelWeights::matrix(const std::string& name, int64_t cols, int64_t rows,
 
 ModelWeights::ModelWeights(std::shared_ptr<const GgufFile> file, int64_t begin, int64_t end,
                            const WeightOptions& options)
-    : file_(std::move(file)),
-      hp_(read_hparams(*file_)),
-      begin_(begin),
-      end_(end),
-      layout_(options.layout) {
+    : file_(std::move(file)), hp_(read_hparams(*file_)), begin_(begin), end_(end) {
   const GgufFile& f = *file_;
   if (begin < 0 || end > hp_.n_layers || begin >= end) {
     throw Error("layer range [" + std::to_string(begin) + ", " + std::to_string(end) +

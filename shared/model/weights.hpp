@@ -106,7 +106,6 @@ class ModelWeights {
   const float* rope_freqs_ = nullptr;
   std::vector<const GgufTensor*> global_tensors_;
   std::vector<const GgufTensor*> kept_by_successor_;
-  WeightLayout layout_;
   std::map<const GgufTensor*, std::shared_ptr<const PackedMatrix>> packed_;
 };
 
