@@ -9,8 +9,9 @@ namespace lb {
 // y = (x * 1/sqrt(mean(x^2) + eps)) * w, over n elements (sum of squares in double, as ggml).
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
 
-// Rotary position embedding of one head vector in place: pairs (2i, 2i+1), or (i, i + dims/2) in
-// the NeoX layout, over the first `dims` elements. freq_factors (may be null) divide each angle.
+// Rotary position embedding: pairs (2i, 2i+1) of a head vector, or (i, i + dims/2) in the NeoX
+// layout, over its first `dims` elements, rotated by angles that depend on the position only.
+// freq_factors (may be null) divide each angle.
 struct RopeParams {
   int64_t dims;
   float base;
@@ -18,7 +19,11 @@ struct RopeParams {
   bool neox;
   const float* freq_factors;
 };
-void rope(float* x, int64_t pos, const RopeParams& p);
+// The cosines and sines of a position's dims/2 angles (computed once per position: every head of
+// every layer rotates by the same ones).
+void rope_angles(int64_t pos, const RopeParams& p, float* cos, float* sin);
+// Rotates one head vector in place by angles from rope_angles.
+void rope_rotate(float* x, const float* cos, const float* sin, int64_t dims, bool neox);
 
 // out = silu(gate) * up, silu(x) = x / (1 + e^-x), for `rows` rows of row_len elements, as ggml:
 // e^-x from its SIMD polynomial for each row's first row_len & ~15 elements and from expf for

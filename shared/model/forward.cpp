@@ -142,6 +142,12 @@ void RangeRunner::step(const StepInput& in, StepOutput& out) {
       gate(size_t(n * hp.ffn)), up(size_t(n * hp.ffn)), act(size_t(n * hp.ffn));
   const RopeParams rope_params{hp.rope_dims, hp.rope_base, hp.rope_freq_scale, hp.rope_neox,
                                w_.rope_freqs()};
+  const int64_t half = hp.rope_dims / 2;
+  std::vector<float> rope_cos(size_t(n * half)), rope_sin(size_t(n * half));
+  for (int64_t i = 0; i < n; ++i) {
+    rope_angles(in.pos[size_t(i)], rope_params, &rope_cos[size_t(i * half)],
+                &rope_sin[size_t(i * half)]);
+  }
 
   for (int64_t il = w_.begin(); il < w_.end(); ++il) {
     const LayerWeights& L = w_.layer(il);
@@ -157,6 +163,8 @@ void RangeRunner::step(const StepInput& in, StepOutput& out) {
       float* qi = &q[size_t(i * hp.q_dim())];
       float* ki = &k[size_t(i * hp.kv_dim())];
       float* vi = &v[size_t(i * hp.kv_dim())];
+      const float* cos_i = &rope_cos[size_t(i * half)];
+      const float* sin_i = &rope_sin[size_t(i * half)];
       if (L.bq) {
         add_inplace(qi, L.bq, hp.q_dim());
         add_inplace(ki, L.bk, hp.kv_dim());
@@ -165,12 +173,12 @@ void RangeRunner::step(const StepInput& in, StepOutput& out) {
       for (int64_t h = 0; h < hp.n_heads; ++h) {
         float* qh = qi + h * hp.head_dim;
         if (L.q_norm) rms_norm(qh, L.q_norm, qh, hp.head_dim, hp.rms_eps);
-        rope(qh, in.pos[size_t(i)], rope_params);
+        rope_rotate(qh, cos_i, sin_i, hp.rope_dims, hp.rope_neox);
       }
       for (int64_t h = 0; h < hp.n_kv_heads; ++h) {
         float* kh = ki + h * hp.head_dim;
         if (L.k_norm) rms_norm(kh, L.k_norm, kh, hp.head_dim, hp.rms_eps);
-        rope(kh, in.pos[size_t(i)], rope_params);
+        rope_rotate(kh, cos_i, sin_i, hp.rope_dims, hp.rope_neox);
       }
       SeqKv& s = kv_.at(in.seq[size_t(i)]);
       Half* kc = s.k[size_t(layer)].data() + in.pos[size_t(i)] * hp.kv_dim();
