@@ -379,6 +379,38 @@ TEST(Q8_K, ActivationQuantizer) {
   }
 }
 
+TEST(ActivationQuantizers, EveryLevelGivesTheScalarBytes) {
+  const int64_t n = 2048;
+  std::vector<float> x = test_data(n, 13);
+  for (int j = 0; j < 256; ++j) x[size_t(j)] = 0.0f;  // a zero super-block (and zero blocks)
+  x[7] = -0.0f;
+  // Ties: with a maximum of 127 the Q8_0 scale is 1, so x.5 values round to even.
+  for (int j = 256; j < 288; ++j) x[size_t(j)] = float(j - 272) + 0.5f;
+  x[287] = 127.0f;
+  // The same largest magnitude with both signs: the first one sets Q8_K's scale.
+  x[600] = -50.0f;
+  x[700] = 50.0f;
+  x[1100] = 60.0f;
+  x[1101] = -60.0f;
+  const GgmlType weights[] = {GgmlType::F16,     GgmlType::Q8_0,    GgmlType::Q4_0, GgmlType::Q4_K,
+                              GgmlType::Q4_0_X8, GgmlType::Q4_K_X8, GgmlType::Q6_K};
+  for (GgmlType w : weights) {
+    const lb::Kernels& ref = lb::kernels_for(w, SimdLevel::Scalar);
+    std::vector<uint8_t> want(lb::row_bytes(ref.act_type, n));
+    ref.act_from_float(x.data(), want.data(), n);
+    for (SimdLevel level : all_levels()) {
+      if (level > lb::detected_simd()) continue;
+      const lb::Kernels& k = lb::kernels_for(w, level);
+      std::vector<uint8_t> got(want.size());
+      k.act_from_float(x.data(), got.data(), n);
+      for (size_t i = 0; i < want.size(); ++i) {
+        ASSERT_EQ(got[i], want[i])
+            << lb::type_name(w) << " at " << lb::simd_name(level) << ", byte " << i;
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Layouts: the dequantizers against decoders written the way ggml's reference code reads blocks.
 

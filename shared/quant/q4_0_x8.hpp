@@ -39,8 +39,9 @@ static_assert(sizeof(BlockQ8_0x8) == 320, "eight block_q8_0, rearranged");
 // One row of n Q4_0 weights (n a multiple of 256) into the X8 layout, and back to floats.
 void repack_row_q4_0_x8(const void* src, void* dst, int64_t n);
 void dequantize_row_q4_0_x8(const void* src, float* dst, int64_t n);
-// quantize_row_q8_0's values, in the X8 layout.
+// quantize_row_q8_0's values, in the X8 layout; the AVX-512 level's variant gives the same bytes.
 void quantize_row_q8_0_x8(const float* src, void* dst, int64_t n);
+void quantize_row_q8_0_x8_avx512(const float* src, void* dst, int64_t n);
 
 // The scalar reference on the X8 layout, and the AVX-512 level's kernels (VecDotFn, VecDotRowsFn,
 // VecDotMultiFn): all give vec_dot_q4_0_q8_0's bits.

@@ -65,6 +65,31 @@ struct Kernels {
 
 }  // namespace
 
+void quantize_row_q8_0_x8_avx512(const float* src, void* dst, int64_t n) {
+  // quantize_row_q8_0 per block: the same maximum, scale and products, rounded to nearest even.
+  BlockQ8_0x8* y = static_cast<BlockQ8_0x8*>(dst);
+  const __m512 sign = _mm512_set1_ps(-0.0f);
+  for (int64_t g = 0; g < n / kQK4_0_X8; ++g) {
+    __m512i q[8][2];
+    for (int k = 0; k < 8; ++k) {
+      const float* x = src + g * kQK4_0_X8 + 32 * k;
+      const __m512 x0 = _mm512_loadu_ps(x);
+      const __m512 x1 = _mm512_loadu_ps(x + 16);
+      const float amax = _mm512_reduce_max_ps(
+          _mm512_max_ps(_mm512_andnot_ps(sign, x0), _mm512_andnot_ps(sign, x1)));
+      const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+      y[g].d[k] = fp16_to_fp32(fp32_to_fp16(amax / 127.0f));
+      const __m512 idv = _mm512_set1_ps(id);
+      q[k][0] = _mm512_cvt_roundps_epi32(_mm512_mul_ps(x0, idv),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      q[k][1] = _mm512_cvt_roundps_epi32(_mm512_mul_ps(x1, idv),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      y[g].neg8sum[k] = -8 * _mm512_reduce_add_epi32(_mm512_add_epi32(q[k][0], q[k][1]));
+    }
+    simd::store_x8_quants(q, y[g].lo, y[g].hi);
+  }
+}
+
 float vec_dot_q4_0_x8_q8_0_x8_avx512(int64_t n, const void* w, const void* a) {
   return simd::x8_dot<Kernels>(n, w, a);
 }

@@ -38,8 +38,9 @@ static_assert(sizeof(BlockQ8_Kx8) == 292, "block_q8_K's size");
 // values dequantize_row_q4_k gives).
 void repack_row_q4_k_x8(const void* src, void* dst, int64_t n);
 void dequantize_row_q4_k_x8(const void* src, float* dst, int64_t n);
-// quantize_row_q8_k's values, in the X8 layout.
+// quantize_row_q8_k's values, in the X8 layout; the AVX-512 level's variant gives the same bytes.
 void quantize_row_q8_k_x8(const float* src, void* dst, int64_t n);
+void quantize_row_q8_k_x8_avx512(const float* src, void* dst, int64_t n);
 
 // Weight row . activation row. Per super-block b and sub-block k the exact integer dot p_k and
 // quant sum s_k; accumulators (one per k) acc_d[k] += (d_a * d) * float(sc_k * p_k) and

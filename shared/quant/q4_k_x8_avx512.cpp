@@ -94,6 +94,47 @@ struct Kernels {
 
 }  // namespace
 
+void quantize_row_q8_k_x8_avx512(const float* src, void* dst, int64_t n) {
+  // quantize_row_q8_k per block: the first value of the largest magnitude sets the scale.
+  BlockQ8_Kx8* y = static_cast<BlockQ8_Kx8*>(dst);
+  const __m512 sign = _mm512_set1_ps(-0.0f);
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const float* x = src + b * kQK_K;
+    __m512 amax_v = _mm512_setzero_ps();
+    for (int i = 0; i < kQK_K; i += 16) {
+      amax_v = _mm512_max_ps(amax_v, _mm512_andnot_ps(sign, _mm512_loadu_ps(x + i)));
+    }
+    const float amax = _mm512_reduce_max_ps(amax_v);
+    if (amax == 0.0f) {
+      std::memset(&y[b], 0, sizeof y[b]);
+      continue;
+    }
+    float max = 0.0f;
+    for (int i = 0; i < kQK_K; i += 16) {
+      const __mmask16 hit = _mm512_cmpeq_ps_mask(_mm512_andnot_ps(sign, _mm512_loadu_ps(x + i)),
+                                                 _mm512_set1_ps(amax));
+      if (hit) {
+        max = x[i + __builtin_ctz(hit)];
+        break;
+      }
+    }
+    const float iscale = -127.0f / max;
+    const __m512 is = _mm512_set1_ps(iscale);
+    const __m512i top = _mm512_set1_epi32(127);
+    __m512i q[8][2];
+    for (int k = 0; k < 8; ++k) {
+      for (int h = 0; h < 2; ++h) {
+        q[k][h] = _mm512_min_epi32(
+            top, _mm512_cvt_roundps_epi32(_mm512_mul_ps(is, _mm512_loadu_ps(x + 32 * k + 16 * h)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      }
+      y[b].sums[k] = _mm512_reduce_add_epi32(_mm512_add_epi32(q[k][0], q[k][1]));
+    }
+    simd::store_x8_quants(q, y[b].lo, y[b].hi);
+    y[b].d = 1.0f / iscale;
+  }
+}
+
 float vec_dot_q4_k_x8_q8_k_x8_avx512(int64_t n, const void* w, const void* a) {
   return simd::x8_dot<Kernels>(n, w, a);
 }

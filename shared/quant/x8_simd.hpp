@@ -1,8 +1,8 @@
 #pragma once
 // What the X8 layouts' SIMD kernels (q4_0_x8.hpp, q4_k_x8.hpp) share: a 32-bit lane per block (or
-// sub-block), the nibble unpacking, the exact per-lane integer dots, the final tree sum, and the
-// pass structure of the multi-row kernels. Include ONLY from *_avx512.cpp files, after
-// quant/simd_x86.hpp (internal linkage, as there).
+// sub-block), the nibble unpacking, the exact per-lane integer dots, the final tree sum, the
+// pass structure of the multi-row kernels, and the activation quantizers' store into the layout.
+// Include ONLY from *_avx512.cpp files, after quant/simd_x86.hpp (internal linkage, as there).
 #include <algorithm>
 
 #include "quant/simd_x86.hpp"
@@ -49,6 +49,32 @@ __attribute__((always_inline)) inline __m256i lane_dots(const Nibbles& q, const 
     s1 = _mm256_dpbusd_epi32(s1, q.hi[c], load256(hi + 32 * c));
   }
   return _mm256_add_epi32(s0, s1);
+}
+
+// The AVX-512 activation quantizers' common step: eight 32-quant blocks (q[k][0]: block k's quants
+// 0..15 as int32, q[k][1]: its quants 16..31) narrowed to bytes and stored in the X8 layout's lo
+// and hi halves (x8_slot: one 4x8 transpose of 32-bit words per half).
+inline void store_x8_quants(const __m512i (&q)[8][2], int8_t* lo, int8_t* hi) {
+  // Word w (0..31) of the pair (blocks 0-3, blocks 4-7) is quants 4(w % 4).. of block w / 4; the
+  // output's word p of chunk pair h holds word (p / 8 + 2h) of block p % 8.
+  alignas(64) static constexpr int32_t kIdx[2][16] = {
+      {0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29},
+      {2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31}};
+  int8_t* const dst[2] = {lo, hi};
+  for (int half = 0; half < 2; ++half) {
+    __m512i blocks[2];
+    for (int g = 0; g < 2; ++g) {
+      const auto bytes = [&](int k) { return _mm512_cvtepi32_epi8(q[4 * g + k][half]); };
+      __m512i b = _mm512_castsi128_si512(bytes(0));
+      b = _mm512_inserti32x4(b, bytes(1), 1);
+      b = _mm512_inserti32x4(b, bytes(2), 2);
+      blocks[g] = _mm512_inserti32x4(b, bytes(3), 3);
+    }
+    for (int h = 0; h < 2; ++h) {
+      const __m512i idx = _mm512_load_si512(kIdx[h]);
+      _mm512_storeu_si512(dst[half] + 64 * h, _mm512_permutex2var_epi32(blocks[0], idx, blocks[1]));
+    }
+  }
 }
 
 // Blocks per pass: T activation rows of them (at most 8 x 8 x 320 bytes) stay in L1 while the
