@@ -94,21 +94,33 @@ int main(int argc, char** argv) {
   const uint32_t n = 48;
 
   if (wanted("single")) {
-    std::printf("single stream, synthetic 1.1B Q4_0, %u tokens, 2 threads per process\n", n);
-    std::printf("%-22s %10s %10s\n", "", "tokens/s", "ratio");
-    const double base = run_tps(model, n);
-    std::printf("%-22s %10.2f %10s\n", "layerbus run", base, "1.00");
-    for (int stages : {1, 2, 3}) {
-      auto c = start(model, stages, 8);
-      generate(c->broker, "warm up", 4);
-      const Stream s = generate(c->broker, "Once upon a time", n);
-      const double tps = s.decode_steps / s.decode_s;
-      std::printf("%-22s %10.2f %10.3f\n", (std::to_string(stages) + " stage(s)").c_str(), tps,
-                  tps / base);
+    // The clusters stay up together (idle stages sleep) and the rounds alternate between them and
+    // `layerbus run`, so a burst of other load on the machine skews no figure against another.
+    const int rounds = 5;
+    const int stage_counts[] = {1, 2, 3};
+    std::vector<std::unique_ptr<lbbench::Cluster>> clusters;
+    for (int stages : stage_counts) {
+      clusters.push_back(start(model, stages, 8));
+      generate(clusters.back()->broker, "warm up", 4);
     }
-    const double base_again = run_tps(model, n);
-    std::printf("%-22s %10.2f %10.3f   (drift check)\n\n", "layerbus run again", base_again,
-                base_again / base);
+    double base = 0;
+    std::vector<double> best(clusters.size(), 0.0);
+    for (int round = 0; round < rounds; ++round) {
+      base = std::max(base, run_tps(model, n));
+      for (size_t c = 0; c < clusters.size(); ++c) {
+        const Stream s = generate(clusters[c]->broker, "Once upon a time", n);
+        best[c] = std::max(best[c], s.decode_steps / s.decode_s);
+      }
+    }
+    std::printf(
+        "single stream, synthetic 1.1B Q4_0, %u tokens, 2 threads per process, best of %d "
+        "interleaved rounds\n%-22s %10s %10s\n%-22s %10.2f %10s\n",
+        n, rounds, "", "tokens/s", "ratio", "layerbus run", base, "1.00");
+    for (size_t c = 0; c < clusters.size(); ++c) {
+      std::printf("%-22s %10.2f %10.3f\n", (std::to_string(stage_counts[c]) + " stage(s)").c_str(),
+                  best[c], best[c] / base);
+    }
+    std::printf("\n");
   }
 
   if (wanted("streams")) {
