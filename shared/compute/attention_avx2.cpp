@@ -3,7 +3,6 @@
 // (every update is rounded through _mm256_cvtps_ph with round-to-nearest-even, exactly what
 // fp32_to_fp16 does), so reading it back costs no conversion and the bits are the scalar ones.
 #include <cmath>
-#include <type_traits>
 #include <vector>
 
 #include "compute/attention.hpp"
@@ -93,33 +92,11 @@ void attend_head_f16c(const float* q, const Half* k, const Half* v, int64_t stri
     accumulate_values<8>(v + d, stride, n_pos, w_old.data(), w_new.data(), a + d);
   }
   const int64_t chunks = (head_dim - d) / 8;
-  const auto rest = [&](auto c) {
-    accumulate_values<decltype(c)::value>(v + d, stride, n_pos, w_old.data(), w_new.data(), a + d);
-  };
-  switch (chunks) {
-    case 1:
-      rest(std::integral_constant<int, 1>());
-      break;
-    case 2:
-      rest(std::integral_constant<int, 2>());
-      break;
-    case 3:
-      rest(std::integral_constant<int, 3>());
-      break;
-    case 4:
-      rest(std::integral_constant<int, 4>());
-      break;
-    case 5:
-      rest(std::integral_constant<int, 5>());
-      break;
-    case 6:
-      rest(std::integral_constant<int, 6>());
-      break;
-    case 7:
-      rest(std::integral_constant<int, 7>());
-      break;
-    default:
-      break;
+  if (chunks > 0) {
+    simd::with_count(int(chunks), [&](auto c) {
+      accumulate_values<decltype(c)::value>(v + d, stride, n_pos, w_old.data(), w_new.data(),
+                                            a + d);
+    });
   }
   d += 8 * chunks;
   for (; d < head_dim; ++d) {

@@ -239,7 +239,7 @@ void vec_dot_q4_0_q8_0_multi_avx512(int64_t n, const void* w, size_t w_stride, i
                                     size_t y_stride) {
   const uint8_t* wb = static_cast<const uint8_t*>(w);
   const uint8_t* act = static_cast<const uint8_t*>(a);
-  simd::with_act_count(n_act, [&](auto t) {
+  simd::with_count(n_act, [&](auto t) {
     dot_acts<decltype(t)::value>(n, wb, w_stride, n_rows, act, a_stride, y, y_stride);
   });
 }

@@ -66,7 +66,7 @@ void vec_dot_q8_0_q8_0_multi_avx512(int64_t n, const void* w, size_t w_stride, i
                                     const void* a, size_t a_stride, int n_act, float* y,
                                     size_t y_stride) {
   const uint8_t* act = static_cast<const uint8_t*>(a);
-  simd::with_act_count(n_act, [&](auto t) {
+  simd::with_count(n_act, [&](auto t) {
     for (int64_t r = 0; r < n_rows; ++r) {
       const BlockQ8_0* x =
           reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(w) + size_t(r) * w_stride);

@@ -131,12 +131,12 @@ inline void dot_row_blocks(const void* w, size_t w_stride, const Block* (&x)[kDo
   }
 }
 
-// Calls f(std::integral_constant<int, T>{}) with T = n_act (1 to kMaxDotActs), so multi-row
-// kernels are templates on their row count.
+// Calls f(std::integral_constant<int, T>{}) with T = n (1 to 8), so kernels can be templates on a
+// count of rows or registers (multi-row kernels: up to kMaxDotActs activation rows).
 template <typename F>
-inline void with_act_count(int n_act, F&& f) {
+inline void with_count(int n, F&& f) {
   static_assert(kMaxDotActs == 8, "one case per row count");
-  switch (n_act) {
+  switch (n) {
     case 1:
       return f(std::integral_constant<int, 1>{});
     case 2:

@@ -156,7 +156,7 @@ void x8_dot_rows(int64_t n, const void* w, size_t w_stride, const void* a, float
 template <typename K>
 void x8_dot_multi(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* a,
                   size_t a_stride, int n_act, float* y, size_t y_stride) {
-  with_act_count(n_act, [&](auto t) {
+  with_count(n_act, [&](auto t) {
     K::template acts<decltype(t)::value>(n, static_cast<const uint8_t*>(w), w_stride, n_rows,
                                          static_cast<const uint8_t*>(a), a_stride, y, y_stride);
   });
