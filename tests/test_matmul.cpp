@@ -20,8 +20,11 @@
 #include "quant/q4_k_x8.hpp"
 #include "quant/q6_k.hpp"
 #include "quant/q8_0.hpp"
+#include "test_support.hpp"
 
 namespace {
+
+using lbtest::random_floats;
 
 using lb::GgmlType;
 using lb::SimdLevel;
@@ -30,14 +33,6 @@ uint32_t bits_of(float f) {
   uint32_t u;
   std::memcpy(&u, &f, sizeof u);
   return u;
-}
-
-std::vector<float> random_floats(int64_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = normal(rng);
-  return v;
 }
 
 // `rows` weight rows of type `type` and `n` columns, quantized from random floats.

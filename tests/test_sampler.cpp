@@ -4,21 +4,17 @@
 
 #include <cmath>
 #include <map>
-#include <random>
 #include <set>
 #include <vector>
 
 #include "sampling/sampler.hpp"
+#include "test_support.hpp"
 #include "util/error.hpp"
 
 namespace {
 
 std::vector<float> random_logits(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 3.0f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = normal(rng);
-  return v;
+  return lbtest::random_floats(n, seed, 3.0f);
 }
 
 lb::SamplingParams greedy() {

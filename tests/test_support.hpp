@@ -1,11 +1,14 @@
 #pragma once
-// Helpers every test shares: where ../shared is, where the built executables are, temp dirs.
+// Helpers every test shares: where ../shared is, where the built executables are, temp dirs,
+// seeded random data.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <string>
+#include <vector>
 
 namespace lbtest {
 
@@ -16,6 +19,15 @@ inline std::string shared_dir() {
   }
   std::filesystem::path p = std::filesystem::path(LAYERBUS_SOURCE_DIR) / ".." / "shared";
   return std::filesystem::is_directory(p) ? std::filesystem::canonical(p).string() : std::string();
+}
+
+// n normally distributed floats (mean 0, standard deviation `scale`), the same for the same seed.
+inline std::vector<float> random_floats(int64_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, scale);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = normal(rng);
+  return v;
 }
 
 inline std::string bin_path(const std::string& exe) {
