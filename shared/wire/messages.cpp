@@ -916,10 +916,7 @@ void decode(const Envelope& e, Generate& out) {
   m.min_p = f.min_p;
   m.rep = f.rep;
   m.seed = r.u64("seed");
-  const Path sp = root.field("stop");
-  const msgpack::object_array& stop = detail::as_array(r.get("stop"), sp);
-  m.stop.reserve(stop.size);
-  for (uint32_t i = 0; i < stop.size; ++i) m.stop.push_back(detail::as_str(stop.ptr[i], sp.at(i)));
+  m.stop = r.strs("stop");
   m.top = r.u32("top");
   out = std::move(m);
 }

@@ -338,22 +338,31 @@ const msgpack::object& Map::get(const char* key) const {
   return *o;
 }
 
-std::vector<int32_t> Map::tokens(const char* k) const {
-  const Path fp = path_.field(k);
-  const msgpack::object_array& a = as_array(get(k), fp);
-  std::vector<int32_t> out;
+namespace {
+
+// An array's elements, each read by `read` with its own path (so errors name the element).
+template <typename T, typename Read>
+std::vector<T> elements(const msgpack::object& o, const Path& p, Read read) {
+  const msgpack::object_array& a = as_array(o, p);
+  std::vector<T> out;
   out.reserve(a.size);
-  for (uint32_t i = 0; i < a.size; ++i) out.push_back(as_token(a.ptr[i], fp.at(i)));
+  for (uint32_t i = 0; i < a.size; ++i) out.push_back(read(a.ptr[i], p.at(i)));
   return out;
 }
 
+}  // namespace
+
+std::vector<int32_t> Map::tokens(const char* k) const {
+  return elements<int32_t>(get(k), path_.field(k), as_token);
+}
+
 std::vector<uint64_t> Map::u64s(const char* k) const {
-  const Path fp = path_.field(k);
-  const msgpack::object_array& a = as_array(get(k), fp);
-  std::vector<uint64_t> out;
-  out.reserve(a.size);
-  for (uint32_t i = 0; i < a.size; ++i) out.push_back(as_u64(a.ptr[i], fp.at(i)));
-  return out;
+  return elements<uint64_t>(get(k), path_.field(k),
+                            [](const msgpack::object& o, const Path& p) { return as_u64(o, p); });
+}
+
+std::vector<std::string> Map::strs(const char* k) const {
+  return elements<std::string>(get(k), path_.field(k), as_str);
 }
 
 }  // namespace lb::wire::detail

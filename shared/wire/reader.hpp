@@ -92,8 +92,9 @@ class Map {
   std::string str(const char* k) const { return as_str(get(k), path_.field(k)); }
   std::string bin(const char* k) const { return as_bin(get(k), path_.field(k)); }
   DType dtype(const char* k) const { return as_dtype(get(k), path_.field(k)); }
-  std::vector<int32_t> tokens(const char* k) const;  // array of token ids
-  std::vector<uint64_t> u64s(const char* k) const;   // array of unsigned integers
+  std::vector<int32_t> tokens(const char* k) const;    // array of token ids
+  std::vector<uint64_t> u64s(const char* k) const;     // array of unsigned integers
+  std::vector<std::string> strs(const char* k) const;  // array of strings
 
  private:
   const msgpack::object_map* map_;
