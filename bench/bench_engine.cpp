@@ -56,8 +56,10 @@ struct Row {
   std::string type;
   double weight_gb, prompt_tps, decode_tps;
   double read_gbps;  // measured paired with the decode tokens
-  double roofline;   // fraction: scan time / decode time for the same bytes
   double batch_step_ms[std::size(kBatchSizes)];
+
+  // The fraction of the roofline: scan time / decode time for the same bytes.
+  double roofline() const { return decode_tps * weight_gb * 1e9 / read_gbps; }
 };
 
 // Milliseconds per decode step with `rows` single-token rows of different sequences, best of a
@@ -141,12 +143,7 @@ Row measure(const std::string& type, lb::WeightLayout layout, lb::ThreadPool& po
   }
 
   const std::string label = layout == lb::WeightLayout::File ? type + " as filed" : type;
-  Row row{label,
-          per_token / 1e9,
-          prompt_tps,
-          n_decode / decode_s,
-          n_decode * per_token / scan_s,
-          scan_s / decode_s,
+  Row row{label, per_token / 1e9, prompt_tps, n_decode / decode_s, n_decode * per_token / scan_s,
           {}};
   runner.kv().clear();
   lb::StepInput prompts;
@@ -191,8 +188,7 @@ int main() {
       }
       Row& best = rows[c];
       best.prompt_tps = std::max(best.prompt_tps, r.prompt_tps);
-      if (r.roofline > best.roofline) {
-        best.roofline = r.roofline;
+      if (r.roofline() > best.roofline()) {
         best.decode_tps = r.decode_tps;
         best.read_gbps = r.read_gbps;
       }
@@ -211,7 +207,7 @@ int main() {
   for (const Row& r : rows) {
     std::printf("%-14s %9.3f %13.1f %13.2f %14.1f %15.2f %10.1f%%\n", r.type.c_str(), r.weight_gb,
                 r.prompt_tps, r.decode_tps, r.read_gbps / 1e9, r.read_gbps / 1e9 / r.weight_gb,
-                100.0 * r.roofline);
+                100.0 * r.roofline());
   }
   std::printf(
       "\nbatched decode: ms per step of N single-token rows (different sequences), and\n"
