@@ -43,12 +43,12 @@ void dequantize_row_q4_0_x8(const void* src, float* dst, int64_t n);
 void quantize_row_q8_0_x8(const float* src, void* dst, int64_t n);
 void quantize_row_q8_0_x8_avx512(const float* src, void* dst, int64_t n);
 
-// The scalar reference on the X8 layout, and the AVX-512 level's kernels (VecDotFn, VecDotRowsFn,
-// VecDotMultiFn): all give vec_dot_q4_0_q8_0's bits.
+// The scalar reference on the X8 layout, and the AVX-512 level's kernels (VecDotFn,
+// VecDotMultiFn): all give vec_dot_q4_0_q8_0's bits. There is no kDotRows kernel: decode streams
+// each task's weight rows in one sequence, which a thread reads faster than four interleaved
+// streams (the activation row is in L1 either way).
 float vec_dot_q4_0_x8_q8_0_x8(int64_t n, const void* w, const void* a);
 float vec_dot_q4_0_x8_q8_0_x8_avx512(int64_t n, const void* w, const void* a);
-void vec_dot_q4_0_x8_q8_0_x8_rows_avx512(int64_t n, const void* w, size_t w_stride, const void* a,
-                                         float* y);
 void vec_dot_q4_0_x8_q8_0_x8_multi_avx512(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
                                           const void* a, size_t a_stride, int n_act, float* y,
                                           size_t y_stride);

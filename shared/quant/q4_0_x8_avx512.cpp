@@ -94,11 +94,6 @@ float vec_dot_q4_0_x8_q8_0_x8_avx512(int64_t n, const void* w, const void* a) {
   return simd::x8_dot<Kernels>(n, w, a);
 }
 
-void vec_dot_q4_0_x8_q8_0_x8_rows_avx512(int64_t n, const void* w, size_t w_stride, const void* a,
-                                         float* y) {
-  simd::x8_dot_rows<Kernels>(n, w, w_stride, a, y);
-}
-
 void vec_dot_q4_0_x8_q8_0_x8_multi_avx512(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
                                           const void* a, size_t a_stride, int n_act, float* y,
                                           size_t y_stride) {
