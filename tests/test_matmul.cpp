@@ -1,6 +1,6 @@
 // The batched compute paths against their single-row references, bit for bit: vec_dot_multi
 // against vec_dot at every SIMD level, matmul over a batch against each row alone (and at any
-// thread count), and the F16C attention against the scalar one.
+// thread count).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,7 +8,6 @@
 #include <random>
 #include <vector>
 
-#include "compute/attention.hpp"
 #include "compute/matmul.hpp"
 #include "compute/thread_pool.hpp"
 #include "quant/f16.hpp"
@@ -178,32 +177,6 @@ TEST(Matmul, BatchAndThreadsIrrelevant) {
           ASSERT_EQ(bits_of(batched[size_t(t * rows + r)]), bits_of(alone[size_t(r)]))
               << lb::type_name(type) << " n_tok " << n_tok << " token " << t << " row " << r;
         }
-      }
-    }
-  }
-}
-
-TEST(Attention, F16cSameBitsAsScalar) {
-  if (lb::detected_simd() < SimdLevel::Avx2) GTEST_SKIP() << "no F16C on this CPU";
-  for (int64_t head_dim : {64, 100, 128}) {
-    const int64_t kv_heads = 2;
-    const int64_t stride = kv_heads * head_dim;
-    for (int64_t n_pos : {1, 2, 37, 300}) {
-      const std::vector<float> kf = random_floats(n_pos * stride, uint32_t(n_pos), 2.0f);
-      const std::vector<float> vf = random_floats(n_pos * stride, uint32_t(n_pos + 1), 3.0f);
-      std::vector<lb::Half> k(kf.size()), v(vf.size());
-      lb::fp32_to_fp16_row(kf.data(), k.data(), int64_t(k.size()));
-      lb::fp32_to_fp16_row(vf.data(), v.data(), int64_t(v.size()));
-      const std::vector<float> q = random_floats(head_dim, uint32_t(head_dim), 1.5f);
-      const float scale = 1.0f / std::sqrt(float(head_dim));
-      std::vector<float> want(static_cast<size_t>(head_dim)), got(want.size());
-      lb::attend_head_scalar(q.data(), k.data() + head_dim, v.data() + head_dim, stride, n_pos,
-                             head_dim, scale, want.data());
-      lb::attend_head_f16c(q.data(), k.data() + head_dim, v.data() + head_dim, stride, n_pos,
-                           head_dim, scale, got.data());
-      for (int64_t d = 0; d < head_dim; ++d) {
-        ASSERT_EQ(bits_of(got[size_t(d)]), bits_of(want[size_t(d)]))
-            << "head_dim " << head_dim << " n_pos " << n_pos << " d " << d;
       }
     }
   }

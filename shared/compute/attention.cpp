@@ -7,24 +7,28 @@
 
 namespace lb {
 
-void attend_head(const float* q, const Half* k, const Half* v, int64_t stride, int64_t n_pos,
-                 int64_t head_dim, float scale, float* out) {
+void attend_heads(const KvRows& kv, const float* q, int64_t h0, int64_t n_heads, float scale,
+                  float* out) {
   static const bool f16c = detected_simd() >= SimdLevel::Avx2;
   if (f16c) {
-    attend_head_f16c(q, k, v, stride, n_pos, head_dim, scale, out);
+    attend_heads_f16c(kv, q, h0, n_heads, scale, out);
   } else {
-    attend_head_scalar(q, k, v, stride, n_pos, head_dim, scale, out);
+    for (int64_t i = 0; i < n_heads; ++i) {
+      attend_head_scalar(kv, q + i * kv.head_dim, h0 + i, scale, out + i * kv.head_dim);
+    }
   }
 }
 
-void attend_head_scalar(const float* q, const Half* k, const Half* v, int64_t stride, int64_t n_pos,
-                        int64_t head_dim, float scale, float* out) {
+void attend_head_scalar(const KvRows& kv, const float* q, int64_t h, float scale, float* out) {
   // ggml_compute_forward_flash_attn_ext_f16_one_chunk with an F16 cache, step for step:
   // q rounded to F16; each score one ggml_vec_dot_f16 (the F16 kernel, same bits at every SIMD
   // level); an online softmax whose sum S = S*ms + vs GCC compiles to one fma; the weighted sum
   // of values kept in F16, each update one fma rounded to F16 (ggml_vec_mad_f16 /
   // ggml_vec_scale_f16); at the end the F16 sum times 1/S.
   static const Kernels& f16 = kernels_for(GgmlType::F16, SimdLevel::Scalar);
+  const int64_t head_dim = kv.head_dim;
+  const Half* k = kv.k + (h / kv.group) * head_dim;
+  const Half* v = kv.v + (h / kv.group) * head_dim;
   thread_local std::vector<Half> q16;
   thread_local std::vector<Half> acc;
   q16.resize(size_t(head_dim));
@@ -32,9 +36,9 @@ void attend_head_scalar(const float* q, const Half* k, const Half* v, int64_t st
   f16.act_from_float(q, q16.data(), head_dim);
   float m = -INFINITY;
   float sum = 0.0f;
-  for (int64_t j = 0; j < n_pos; ++j) {
-    const Half* kj = k + j * stride;
-    const Half* vj = v + j * stride;
+  for (int64_t j = 0; j < kv.n_pos; ++j) {
+    const Half* kj = k + j * kv.stride;
+    const Half* vj = v + j * kv.stride;
     const float s = f16.vec_dot(head_dim, kj, q16.data()) * scale;
     float ms = 1.0f;  // rescales what was accumulated when a new maximum appears
     float vs = 1.0f;  // weight of this position

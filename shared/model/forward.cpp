@@ -1,5 +1,6 @@
 #include "model/forward.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -73,18 +74,24 @@ void RangeRunner::validate(const StepInput& in) const {
 void RangeRunner::attention(int64_t il, const StepInput& in, const float* q, float* out) {
   const HParams& hp = w_.hparams();
   const int64_t n = int64_t(in.rows());
-  const int64_t group = hp.n_heads / hp.n_kv_heads;
   const float scale = 1.0f / std::sqrt(float(hp.head_dim));
   const int64_t layer = il - w_.begin();
-  pool_.run(n * hp.n_heads, [&](int64_t task) {
-    const int64_t r = task / hp.n_heads;
-    const int64_t h = task % hp.n_heads;
-    SeqKv& s = kv_.at(in.seq[size_t(r)]);
-    const int64_t kvh = h / group;
-    const Half* k = s.k[size_t(layer)].data() + kvh * hp.head_dim;
-    const Half* v = s.v[size_t(layer)].data() + kvh * hp.head_dim;
-    attend_head(q + r * hp.q_dim() + h * hp.head_dim, k, v, hp.kv_dim(), in.pos[size_t(r)] + 1,
-                hp.head_dim, scale, out + r * hp.q_dim() + h * hp.head_dim);
+  // A task is a block of a row's heads (they share key and value conversions), small enough
+  // that every thread gets a task.
+  const int64_t per_task = std::clamp(n * hp.n_heads / pool_.size(), int64_t(1), kMaxAttendHeads);
+  const int64_t blocks = (hp.n_heads + per_task - 1) / per_task;
+  pool_.run(n * blocks, [&](int64_t task) {
+    const int64_t r = task / blocks;
+    const int64_t h0 = task % blocks * per_task;
+    const SeqKv& s = kv_.at(in.seq[size_t(r)]);
+    const KvRows kv{s.k[size_t(layer)].data(),
+                    s.v[size_t(layer)].data(),
+                    hp.kv_dim(),
+                    in.pos[size_t(r)] + 1,
+                    hp.head_dim,
+                    hp.n_heads / hp.n_kv_heads};
+    const int64_t offset = r * hp.q_dim() + h0 * hp.head_dim;
+    attend_heads(kv, q + offset, h0, std::min(per_task, hp.n_heads - h0), scale, out + offset);
   });
 }
 

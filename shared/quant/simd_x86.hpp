@@ -32,6 +32,78 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// hsum of each of eight registers at once: lane i of the result is hsum(t[i]), bit for bit (the
+// same pairs added in the same order: l + 4, then l + 2, then l + 1).
+inline __m256 hsum_each(const __m256 (&t)[8]) {
+  __m256 quads[4];  // [t[2i] lanes l + (l + 4) | t[2i + 1] lanes l + (l + 4)]
+  for (int i = 0; i < 4; ++i) {
+    quads[i] = _mm256_add_ps(_mm256_permute2f128_ps(t[2 * i], t[2 * i + 1], 0x20),
+                             _mm256_permute2f128_ps(t[2 * i], t[2 * i + 1], 0x31));
+  }
+  __m256 pairs[2];  // [t[4i] 0+2, 1+3, t[4i+2] 0+2, 1+3 | the same for t[4i+1], t[4i+3]]
+  for (int i = 0; i < 2; ++i) {
+    pairs[i] = _mm256_add_ps(_mm256_shuffle_ps(quads[2 * i], quads[2 * i + 1], 0x44),
+                             _mm256_shuffle_ps(quads[2 * i], quads[2 * i + 1], 0xee));
+  }
+  // [t0, t2, t4, t6 | t1, t3, t5, t7], put back in order.
+  const __m256 sums = _mm256_add_ps(_mm256_shuffle_ps(pairs[0], pairs[1], 0x88),
+                                    _mm256_shuffle_ps(pairs[0], pairs[1], 0xdd));
+  return _mm256_permutevar8x32_ps(sums, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+// Eight consecutive F32 or F16 values as floats.
+inline __m256 load8(const float* p) {
+  return _mm256_loadu_ps(p);
+}
+inline __m256 load8(const Half* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline float to_f32(float x) {
+  return x;
+}
+inline float to_f32(Half h) {
+  return _cvtsh_ss(h);
+}
+
+// ggml_vec_dot_f32's main loop (see float_dot.hpp) over the first np (a multiple of 64) elements
+// of F32 or F16 rows: its four sixteen-lane accumulators combined and the sixteen lanes folded to
+// eight (l + 8), ready for hsum. Named registers rather than an array: GCC -O2 kept an
+// accumulator array on the stack.
+template <typename T>
+inline __m256 dot_lanes(const T* x, const T* y, int64_t np) {
+  __m256 a0l = _mm256_setzero_ps(), a0h = a0l, a1l = a0l, a1h = a0l, a2l = a0l, a2h = a0l,
+         a3l = a0l, a3h = a0l;
+  for (int64_t i = 0; i < np; i += 64) {
+    a0l = _mm256_fmadd_ps(load8(x + i), load8(y + i), a0l);
+    a0h = _mm256_fmadd_ps(load8(x + i + 8), load8(y + i + 8), a0h);
+    a1l = _mm256_fmadd_ps(load8(x + i + 16), load8(y + i + 16), a1l);
+    a1h = _mm256_fmadd_ps(load8(x + i + 24), load8(y + i + 24), a1h);
+    a2l = _mm256_fmadd_ps(load8(x + i + 32), load8(y + i + 32), a2l);
+    a2h = _mm256_fmadd_ps(load8(x + i + 40), load8(y + i + 40), a2h);
+    a3l = _mm256_fmadd_ps(load8(x + i + 48), load8(y + i + 48), a3l);
+    a3h = _mm256_fmadd_ps(load8(x + i + 56), load8(y + i + 56), a3h);
+  }
+  const __m256 lo = _mm256_add_ps(_mm256_add_ps(a0l, a2l), _mm256_add_ps(a1l, a3l));
+  const __m256 hi = _mm256_add_ps(_mm256_add_ps(a0h, a2h), _mm256_add_ps(a1h, a3h));
+  return _mm256_add_ps(hi, lo);
+}
+
+// vec_dot_f16's leftover (see float_dot.hpp): elements [i, n) of F16 values (given as F16, or
+// as floats converted from F16), each product rounded to float and added in double to sum.
+template <typename T>
+inline float f16_dot_tail(const T* x, const T* y, int64_t i, int64_t n, double sum) {
+  for (; i + 8 <= n; i += 8) {
+    alignas(32) float p[8];
+    _mm256_store_ps(p, _mm256_mul_ps(load8(x + i), load8(y + i)));
+    for (float v : p) sum += static_cast<double>(v);
+  }
+  for (; i < n; ++i) {
+    sum += static_cast<double>(
+        _mm_cvtss_f32(_mm_mul_ss(_mm_set_ss(to_f32(x[i])), _mm_set_ss(to_f32(y[i])))));
+  }
+  return static_cast<float>(sum);
+}
+
 // Two 16-byte pieces (e.g. the quants of two blocks) as one 256-bit register.
 inline __m256i load_pair(const void* lo, const void* hi) {
   return _mm256_inserti128_si256(

@@ -1,0 +1,44 @@
+#include "compute/expf.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "quant/kernels.hpp"
+
+namespace lb {
+namespace {
+
+// Another libm (musl, or a glibc that changed its expf) would make the vector variant disagree
+// with llama.cpp built against it. Arguments: 2^16 bit patterns spread over every negative and
+// positive float, which reaches each table entry and polynomial range many times over.
+bool avx2_matches_libm() {
+  std::vector<float> x;
+  for (uint64_t u = 0; u < (uint64_t(1) << 32); u += 65521) {
+    const uint32_t bits = uint32_t(u);
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    x.push_back(f);
+  }
+  std::vector<float> got(x.size());
+  expf_row_avx2(x.data(), got.data(), int64_t(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float want = std::exp(x[i]);
+    if (std::isnan(want) ? !std::isnan(got[i]) : std::memcmp(&want, &got[i], sizeof want) != 0)
+      return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void expf_row(const float* x, float* y, int64_t n) {
+  static const bool avx2 = detected_simd() >= SimdLevel::Avx2 && avx2_matches_libm();
+  if (avx2) {
+    expf_row_avx2(x, y, n);
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
+  }
+}
+
+}  // namespace lb

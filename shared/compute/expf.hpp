@@ -1,0 +1,18 @@
+#pragma once
+// e^x over rows of floats with the bits of std::exp(float) — glibc's expf, which llama.cpp's
+// attention softmax calls — eight at a time.
+#include <cstdint>
+
+namespace lb {
+
+// y[i] = std::exp(x[i]). Uses expf_row_avx2 when the CPU has the Avx2 level and a one-time
+// check finds it equal to this process's libm on a spread of arguments; else calls std::exp.
+void expf_row(const float* x, float* y, int64_t n);  // y may be x
+
+// glibc's expf algorithm (2.28 and later, the build it picks on CPUs with FMA), four lanes at a
+// time in double: x·32/ln2 = k + r, e^x = 2^(k/32) · p(r) with a 32-entry table and a cubic
+// polynomial, every operation as glibc's FMA build performs it. Arguments glibc treats as special
+// (|x| >= 88, infinities, NaN) go to std::exp one by one. Needs the Avx2 level.
+void expf_row_avx2(const float* x, float* y, int64_t n);
+
+}  // namespace lb
