@@ -57,7 +57,18 @@ Broker::Broker(BrokerConfig config)
                            : uint64_t(cfg_.context) * uint64_t(cfg_.max_sequences);
   if (cfg_.models.empty())
     throw Error("no models configured: give --model PATH or a 'models' list");
-  for (const ModelEntry& e : cfg_.models) models_.push_back(open_model(e, cfg_));
+  for (const ModelEntry& e : cfg_.models) {
+    try {
+      models_.push_back(open_model(e, cfg_));
+    } catch (const Error& err) {
+      // One missing or corrupt file must not keep the other configured models from being
+      // served, unless it is the one asked for.
+      if (e.name == cfg_.model) throw;
+      spdlog::error("broker: model {} is not served: {}", e.name, err.what());
+      unavailable_ += "; " + e.name + " is unavailable: " + err.what();
+    }
+  }
+  if (models_.empty()) throw Error("none of the configured models could be opened");
   control_.set(zmq::sockopt::router_mandatory, 1);
   control_.bind(cfg_.control);
   collect_.bind(cfg_.collect);
@@ -236,7 +247,7 @@ void Broker::maybe_plan() {
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     return total_bytes(models_[a]->footprint) > total_bytes(models_[b]->footprint);
   });
-  std::string skipped;
+  std::string skipped = unavailable_;
   for (size_t i : order) {
     try {
       Plan p = make_plan(planning_footprint(i), nodes, strategy);
@@ -251,11 +262,11 @@ void Broker::maybe_plan() {
       break;
     } catch (const PlanError& e) {
       skipped += "; " + models_[i]->entry.name + " does not fit: " + e.what();
-      if (plan_error_ != skipped)
-        spdlog::warn("broker: {} does not fit: {}", models_[i]->entry.name, e.what());
     }
   }
   if (!plan_) {
+    // Planning is retried at every registration and heartbeat: say why once, not each time.
+    if (plan_error_ != skipped) spdlog::warn("broker: no model can be served yet{}", skipped);
     plan_error_ = skipped;
     return;
   }

@@ -155,6 +155,7 @@ class Broker {
   std::string feed_target_;
 
   std::vector<std::unique_ptr<ServedModel>> models_;
+  std::string unavailable_;  // "; NAME is unavailable: why" per configured model not opened
   size_t model_index_ = 0;
   std::string model_reason_;
 

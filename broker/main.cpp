@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   app.add_option("--advertise-host", advertise,
                  "Host stages should use when an endpoint is bound to *");
   app.add_option("--model", model,
-                 "A model to serve: a configured name, or a GGUF path (added to the list)");
+                 "A model to serve: a configured name, auto, or a GGUF path (added to the list)");
   app.add_option("--strategy", strategy, "memory | uniform | priority | compute | balanced");
   app.add_option("--min-stages", min_stages, "Stages to wait for before planning");
   app.add_option("--context", ctx, "Context length per request, in tokens");
@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
     if (!model.empty()) {
       const bool named = std::any_of(cfg.models.begin(), cfg.models.end(),
                                      [&](const lb::ModelEntry& m) { return m.name == model; });
-      if (named) {
+      if (named || model == "auto") {
         cfg.model = model;
       } else {
         lb::ModelEntry e{std::filesystem::path(model).stem().string(), model};

@@ -35,6 +35,7 @@ struct StageSpec {
 
 class Cluster {
  public:
+  // An empty model: the broker serves what its --config lists, and stages fetch their layers.
   Cluster(const std::string& model, const std::vector<StageSpec>& stages,
           const std::vector<std::string>& broker_args = {},
           const std::vector<std::string>& stage_args = {})
@@ -45,8 +46,6 @@ class Cluster {
                                      "tcp://127.0.0.1:*",
                                      "--collect",
                                      "tcp://127.0.0.1:*",
-                                     "--model",
-                                     model,
                                      "--min-stages",
                                      std::to_string(stages.size()),
                                      "--endpoint-file",
@@ -55,6 +54,7 @@ class Cluster {
                                      "200",
                                      "--log-level",
                                      "debug"};
+    if (!model.empty()) argv.insert(argv.end(), {"--model", model});
     argv.insert(argv.end(), broker_args.begin(), broker_args.end());
     broker_pid_ = lb::spawn_process(argv, dir_.file("broker.log"));
     for (int i = 0; i < 500 && broker_.empty(); ++i) {
@@ -82,7 +82,7 @@ class Cluster {
                                   std::to_string(s.threads),
                                   "--heartbeat-ms",
                                   "200"};
-    if (s.with_model) a.insert(a.end(), {"--model", model_});
+    if (s.with_model && !model_.empty()) a.insert(a.end(), {"--model", model_});
     a.insert(a.end(), stage_args_.begin(), stage_args_.end());
     a.insert(a.end(), s.args.begin(), s.args.end());
     if (!s.cgroup.empty()) {

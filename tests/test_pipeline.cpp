@@ -90,6 +90,38 @@ TEST_P(PipelineGolden, EveryGoldenCaseEqualsLlamaCppAndOneProcess) {
 
 INSTANTIATE_TEST_SUITE_P(Stages, PipelineGolden, ::testing::Values(1, 2, 3, 5));
 
+TEST(Pipeline, ModelAutoServesTheLargestConfiguredModelThatFitsAndSkipsAMissingFile) {
+  LB_REQUIRE_SHARED(shared);
+  lbtest::TempDir dir("model-auto");
+  const std::string small = shared + "/models/TinyStories-656K-Q8_0.gguf";  // 954 KiB
+  const std::string large = shared + "/models/stories260K.gguf";            // 1146 KiB
+  const std::string config = dir.file("broker.yaml");
+  std::ofstream(config) << "models:\n  - {name: small, path: " << small
+                        << "}\n  - {name: large, path: " << large
+                        << "}\n  - {name: gone, path: " << dir.file("missing.gguf")
+                        << "}\nmodel: large\n";  // the flag below chooses auto instead
+  // With 256 KV positions the large model needs 1306 KiB and the small one 1082 KiB.
+  const std::pair<const char*, const char*> cases[] = {{"64MiB", "large"}, {"1250KiB", "small"}};
+  for (const auto& [budget, want] : cases) {
+    SCOPED_TRACE(std::string("one stage of ") + budget);
+    Cluster cluster(
+        "", {{"s1", budget}},
+        {"--config", config, "--model", "auto", "--context", "256", "--max-sequences", "1"});
+    const nlohmann::json status = cluster.wait_serving();
+    EXPECT_EQ(status["model"]["name"], want);
+    const std::string why = status["model"]["why"];
+    EXPECT_NE(why.find(std::string("auto: ") + want), std::string::npos) << why;
+    EXPECT_NE(why.find("gone is unavailable"), std::string::npos) << why;
+    if (std::string(want) == "small") {
+      EXPECT_NE(why.find("large does not fit"), std::string::npos) << why;
+    }
+    EXPECT_NE(cluster.log("broker").find("model gone is not served"), std::string::npos);
+    const auto remote = lbtest::generate_remote(cluster.broker(), greedy("Once upon a time", 24));
+    EXPECT_EQ(remote.tokens,
+              local_greedy(std::string(want) == "small" ? small : large, "Once upon a time", 24));
+  }
+}
+
 TEST(Pipeline, MemoryRatioSplitAndResidentMemoryHoldsOnlyOwnLayers) {
   lbtest::TempDir dir("split");
   const lb::SynthSpec spec =
