@@ -5,6 +5,7 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -74,6 +75,9 @@ inline std::unique_ptr<Cluster> start(const ClusterOptions& o) {
   c->pids.push_back(lb::spawn_process(broker, dir + "/broker.log"));
   while (c->broker.empty()) {
     std::ifstream(ep) >> c->broker;
+    if (!c->broker.empty()) break;
+    if (!lb::process_alive(c->pids.front()))
+      throw std::runtime_error("layerbus-broker exited at start-up: see " + dir + "/broker.log");
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   for (size_t i = 0; i < o.memory.size(); ++i) {
@@ -95,8 +99,13 @@ inline std::unique_ptr<Cluster> start(const ClusterOptions& o) {
     if (o.stages_have_model) args.insert(args.end(), {"--model", o.model});
     c->pids.push_back(lb::spawn_process(args, dir + "/stage.log"));
   }
-  while (!status(c->broker)["serving"].get<bool>())
+  while (!status(c->broker)["serving"].get<bool>()) {
+    for (int pid : c->pids) {
+      if (!lb::process_alive(pid))
+        throw std::runtime_error("a cluster process exited before serving: see the logs in " + dir);
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   return c;
 }
 

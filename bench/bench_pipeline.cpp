@@ -87,7 +87,7 @@ double run_tps(const std::string& model, uint32_t n) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   std::set<std::string> sections;
   for (int i = 1; i < argc; ++i) sections.insert(argv[i]);
   const auto wanted = [&](const char* name) { return sections.empty() || sections.count(name); };
@@ -208,4 +208,8 @@ int main(int argc, char** argv) {
     }
   }
   return 0;
+} catch (const std::exception& e) {
+  // Caught so that the clusters started so far are stopped on the way out.
+  std::fprintf(stderr, "%s: %s\n", "bench_pipeline", e.what());
+  return 1;
 }

@@ -76,7 +76,7 @@ void measure(const std::string& label, bool stages_have_model, bool kv_transfer)
 
 }  // namespace
 
-int main() {
+int main() try {
   std::printf("pause per stream (ms), its parts (ms, from the broker's status), KV moved\n");
   std::printf("%-32s %6s %6s %6s %6s | %6s %6s %6s | %8s %5s %5s\n", "case", "s1", "s2", "s3", "s4",
               "drain", "load", "resume", "KV MiB", "moved", "replay");
@@ -84,4 +84,8 @@ int main() {
   measure("(b) fetched from the broker", false, true);
   measure("(c) as (a), KV replayed", true, false);
   return 0;
+} catch (const std::exception& e) {
+  // Caught so that the clusters started so far are stopped on the way out.
+  std::fprintf(stderr, "%s: %s\n", "bench_rebalance", e.what());
+  return 1;
 }
