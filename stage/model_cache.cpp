@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -32,15 +33,36 @@ ModelCache::ModelCache(const std::string& dir, const wire::ModelRef& model, Fetc
     throw Error("cannot create the model cache file " + path_);
   }
   ::close(fd);
+  read_index();
+}
+
+void ModelCache::read_index() {
   std::ifstream in(index_path_);
   uint64_t b, e;
   while (in >> b >> e) {
-    if (b < e && e <= model.size) have_[b] = e;
+    if (b < e && e <= model_.size) add_range(b, e);
   }
 }
 
-void ModelCache::save_index() const {
-  const std::string tmp = index_path_ + ".tmp";
+void ModelCache::add_range(uint64_t b, uint64_t e) {
+  // Merged with what it overlaps or touches, so the ranges stay disjoint and the index small.
+  auto it = have_.upper_bound(b);
+  if (it != have_.begin() && std::prev(it)->second >= b) {
+    --it;
+    b = it->first;
+  }
+  while (it != have_.end() && it->first <= e) {
+    e = std::max(e, it->second);
+    it = have_.erase(it);
+  }
+  have_[b] = e;
+}
+
+void ModelCache::save_index() {
+  // Stages on one machine may share the cache: what another one recorded since is kept (every
+  // recorded range was written and synced first), and each writes its own temporary file.
+  read_index();
+  const std::string tmp = index_path_ + ".tmp." + std::to_string(::getpid());
   {
     std::ofstream out(tmp);
     for (const auto& [b, e] : have_) out << b << " " << e << "\n";
@@ -72,19 +94,7 @@ void ModelCache::ensure(uint64_t offset, uint64_t size) {
       throw Error("cannot write the model cache file " + path_);
     }
     fetched_ += data.size();
-    have_[pos] = stop;
-    // Merge with neighbours so the index stays small.
-    auto cur = have_.find(pos);
-    if (cur != have_.begin() && std::prev(cur)->second == cur->first) {
-      std::prev(cur)->second = cur->second;
-      cur = have_.erase(cur);
-      --cur;
-    }
-    auto next = std::next(cur);
-    if (next != have_.end() && next->first == cur->second) {
-      cur->second = next->second;
-      have_.erase(next);
-    }
+    add_range(pos, stop);
     pos = stop;
   }
   ::fsync(fd);

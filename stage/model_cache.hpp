@@ -30,7 +30,9 @@ class ModelCache {
   uint64_t fetched_bytes() const { return fetched_; }
 
  private:
-  void save_index() const;
+  void read_index();                       // merges the recorded ranges into have_
+  void add_range(uint64_t b, uint64_t e);  // [b, e) is present
+  void save_index();
 
   std::string path_;
   std::string index_path_;

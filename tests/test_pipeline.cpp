@@ -106,7 +106,8 @@ TEST(Pipeline, ModelAutoServesTheLargestConfiguredModelThatFitsAndSkipsAMissingF
     SCOPED_TRACE(std::string("one stage of ") + budget);
     Cluster cluster(
         "", {{"s1", budget}},
-        {"--config", config, "--model", "auto", "--context", "256", "--max-sequences", "1"});
+        {"--config", config, "--model", "auto", "--context", "256", "--max-sequences", "1"},
+        {"--cache-dir", dir.file("cache")});
     const nlohmann::json status = cluster.wait_serving();
     EXPECT_EQ(status["model"]["name"], want);
     const std::string why = status["model"]["why"];

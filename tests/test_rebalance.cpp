@@ -339,6 +339,23 @@ TEST(Rebalance, StageWithoutTheModelFileFetchesItsLayersAndACorruptChunkIsSentAg
   }
 }
 
+TEST(Rebalance, StagesFetchingIntoOneCacheDirectoryAtOnceAllServe) {
+  LB_REQUIRE_SHARED(shared);
+  const std::string model = shared + "/models/stories260K.gguf";
+  std::ifstream in(shared + "/models/golden/stories260K.json");
+  const nlohmann::json golden = nlohmann::json::parse(in);
+  lbtest::TempDir cache("shared-cache");
+  Cluster cluster(model, {{"a", "1GiB", false}, {"b", "1GiB", false}, {"c", "1GiB", false}}, {},
+                  {"--cache-dir", cache.path.string()});
+  cluster.wait_serving();
+  const auto& c = golden["cases"][0];
+  lb::wire::Generate g;
+  g.prompt = c["prompt"];
+  g.n = c["n_predict"];
+  EXPECT_EQ(lbtest::generate_remote(cluster.broker(), g).tokens,
+            c["tokens"].get<std::vector<int32_t>>());
+}
+
 namespace {
 
 // A cgroup v2 child group with the memory controller, made for this test and removed after it;
