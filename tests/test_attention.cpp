@@ -31,13 +31,7 @@ TEST(Expf, EightLanesSameBitsAsLibm) {
   if (!have_avx2()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
   // Every 251st bit pattern (both signs, subnormals, the special range, infinities, NaNs), and
   // a dense run of the softmax's arguments (-20, 0].
-  std::vector<float> x;
-  for (uint64_t u = 0; u < (uint64_t(1) << 32); u += 251) {
-    const uint32_t bits = uint32_t(u);
-    float f;
-    std::memcpy(&f, &bits, sizeof f);
-    x.push_back(f);
-  }
+  std::vector<float> x = lb::spread_floats(251);
   for (float f = -20.0f; f <= 0.0f; f += 1.0f / 4096) x.push_back(f);
   for (float f : {-INFINITY, INFINITY, -0.0f, 0.0f, 88.0f, -88.0f, 88.72f, -103.5f, -104.0f})
     x.push_back(f);

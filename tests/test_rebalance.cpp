@@ -317,43 +317,46 @@ TEST(Rebalance, KvCacheGrowthPastTheHighWaterMarkMovesLayersByItself) {
     EXPECT_EQ(got[i], expected[i]) << "prompt '" << kPrompts[i] << "'";
 }
 
+namespace {
+
+nlohmann::json stories260k_golden(const std::string& shared) {
+  std::ifstream in(shared + "/models/golden/stories260K.json");
+  return nlohmann::json::parse(in);
+}
+
+// Greedy generation of a golden case through the cluster gives llama.cpp's tokens.
+void expect_golden_tokens(const std::string& broker, const nlohmann::json& c) {
+  lb::wire::Generate g;
+  g.prompt = c["prompt"];
+  g.n = c["n_predict"];
+  EXPECT_EQ(lbtest::generate_remote(broker, g).tokens, c["tokens"].get<std::vector<int32_t>>())
+      << "prompt '" << g.prompt << "'";
+}
+
+}  // namespace
+
 TEST(Rebalance, StageWithoutTheModelFileFetchesItsLayersAndACorruptChunkIsSentAgain) {
   LB_REQUIRE_SHARED(shared);
-  const std::string model = shared + "/models/stories260K.gguf";
-  std::ifstream in(shared + "/models/golden/stories260K.json");
-  const nlohmann::json golden = nlohmann::json::parse(in);
   lbtest::TempDir cache("fetch-cache");
-  Cluster cluster(model, {{"local", "1GiB", true}, {"remote", "2GiB", false}},
-                  {"--corrupt-chunks", "1"}, {"--cache-dir", cache.path.string()});
+  Cluster cluster(shared + "/models/stories260K.gguf",
+                  {{"local", "1GiB", true}, {"remote", "2GiB", false}}, {"--corrupt-chunks", "1"},
+                  {"--cache-dir", cache.path.string()});
   cluster.wait_serving();
   const std::string log = cluster.log("remote");
   EXPECT_NE(log.find("failed its size/hash check"), std::string::npos) << log;
   EXPECT_NE(log.find("from the broker"), std::string::npos) << log;
-  for (const auto& c : golden["cases"]) {
-    lb::wire::Generate g;
-    g.prompt = c["prompt"];
-    g.n = c["n_predict"];
-    EXPECT_EQ(lbtest::generate_remote(cluster.broker(), g).tokens,
-              c["tokens"].get<std::vector<int32_t>>())
-        << "prompt '" << g.prompt << "'";
-  }
+  for (const auto& c : stories260k_golden(shared)["cases"])
+    expect_golden_tokens(cluster.broker(), c);
 }
 
 TEST(Rebalance, StagesFetchingIntoOneCacheDirectoryAtOnceAllServe) {
   LB_REQUIRE_SHARED(shared);
-  const std::string model = shared + "/models/stories260K.gguf";
-  std::ifstream in(shared + "/models/golden/stories260K.json");
-  const nlohmann::json golden = nlohmann::json::parse(in);
   lbtest::TempDir cache("shared-cache");
-  Cluster cluster(model, {{"a", "1GiB", false}, {"b", "1GiB", false}, {"c", "1GiB", false}}, {},
+  Cluster cluster(shared + "/models/stories260K.gguf",
+                  {{"a", "1GiB", false}, {"b", "1GiB", false}, {"c", "1GiB", false}}, {},
                   {"--cache-dir", cache.path.string()});
   cluster.wait_serving();
-  const auto& c = golden["cases"][0];
-  lb::wire::Generate g;
-  g.prompt = c["prompt"];
-  g.n = c["n_predict"];
-  EXPECT_EQ(lbtest::generate_remote(cluster.broker(), g).tokens,
-            c["tokens"].get<std::vector<int32_t>>());
+  expect_golden_tokens(cluster.broker(), stories260k_golden(shared)["cases"][0]);
 }
 
 namespace {

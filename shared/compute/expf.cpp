@@ -13,13 +13,7 @@ namespace {
 // with llama.cpp built against it. Arguments: 2^16 bit patterns spread over every negative and
 // positive float, which reaches each table entry and polynomial range many times over.
 bool avx2_matches_libm() {
-  std::vector<float> x;
-  for (uint64_t u = 0; u < (uint64_t(1) << 32); u += 65521) {
-    const uint32_t bits = uint32_t(u);
-    float f;
-    std::memcpy(&f, &bits, sizeof f);
-    x.push_back(f);
-  }
+  const std::vector<float> x = spread_floats(65521);
   std::vector<float> got(x.size());
   expf_row_avx2(x.data(), got.data(), int64_t(x.size()));
   for (size_t i = 0; i < x.size(); ++i) {
@@ -31,6 +25,17 @@ bool avx2_matches_libm() {
 }
 
 }  // namespace
+
+std::vector<float> spread_floats(uint32_t step) {
+  std::vector<float> x;
+  for (uint64_t u = 0; u < (uint64_t(1) << 32); u += step) {
+    const uint32_t bits = uint32_t(u);
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    x.push_back(f);
+  }
+  return x;
+}
 
 void expf_row(const float* x, float* y, int64_t n) {
   static const bool avx2 = detected_simd() >= SimdLevel::Avx2 && avx2_matches_libm();

@@ -2,6 +2,7 @@
 // e^x over rows of floats with the bits of std::exp(float) — glibc's expf, which llama.cpp's
 // attention softmax calls — eight at a time.
 #include <cstdint>
+#include <vector>
 
 namespace lb {
 
@@ -14,5 +15,9 @@ void expf_row(const float* x, float* y, int64_t n);  // y may be x
 // polynomial, every operation as glibc's FMA build performs it. Arguments glibc treats as special
 // (|x| >= 88, infinities, NaN) go to std::exp one by one. Needs the Avx2 level.
 void expf_row_avx2(const float* x, float* y, int64_t n);
+
+// Every step-th float bit pattern from 0 up: both signs, subnormals, infinities and NaNs (the
+// arguments expf_row checks the vector variant on).
+std::vector<float> spread_floats(uint32_t step);
 
 }  // namespace lb
