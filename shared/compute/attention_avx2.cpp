@@ -36,7 +36,6 @@ struct HeadSpan {
   int64_t first;
   int64_t width;
   int64_t offset[kLanes];  // head h0 + i's KV head, from the span's start
-  bool shared;             // all heads read one KV head
 };
 
 HeadSpan head_span(const KvRows& kv, int64_t h0, int64_t n_heads) {
@@ -47,7 +46,6 @@ HeadSpan head_span(const KvRows& kv, int64_t h0, int64_t n_heads) {
   span.width = (kv_last - kv_first + 1) * kv.head_dim;
   for (int64_t i = 0; i < n_heads; ++i)
     span.offset[i] = ((h0 + i) / kv.group - kv_first) * kv.head_dim;
-  span.shared = kv_first == kv_last;
   return span;
 }
 
@@ -73,7 +71,7 @@ void scores(const KvRows& kv, const HeadSpan& span, const float* q, int64_t n_he
     for (int64_t j = 0; j < n; ++j) {
       const float* row = rows + j * span.width;
       __m256 t[kLanes];
-      if (hd == 64 && span.shared) {
+      if (hd == 64 && span.width == 64) {
         // One key for all heads, and a constant length: its eight registers are loaded once.
 #pragma GCC unroll 8
         for (int64_t i = 0; i < kLanes; ++i)

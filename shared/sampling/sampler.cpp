@@ -4,7 +4,9 @@
 #include <cmath>
 #include <numeric>
 #include <unordered_set>
+#include <vector>
 
+#include "compute/expf.hpp"
 #include "util/error.hpp"
 
 namespace lb {
@@ -35,17 +37,21 @@ float max_logit(const float* logits, int64_t n) {
   return *std::max_element(m, m + 8);
 }
 
-// expf (not exp in double) of differences computed in float, summed in double in four chains: a
-// relative error of about 1e-7 in the log-probability, in half the time for a 32000-token
-// vocabulary.
+// expf (not exp in double, and eight at a time: expf_row) of differences computed in float,
+// summed in double in four chains: a relative error of about 1e-7 in the log-probability, in a
+// fraction of the time for a 32000-token vocabulary.
 double log_sum_exp(const float* logits, int64_t n) {
   const float mx = max_logit(logits, n);
+  thread_local std::vector<float> e;
+  e.resize(size_t(n));
+  for (int64_t i = 0; i < n; ++i) e[size_t(i)] = logits[i] - mx;
+  expf_row(e.data(), e.data(), n);
   double sum[4] = {};
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) {
-    for (int l = 0; l < 4; ++l) sum[l] += double(std::exp(logits[i + l] - mx));
+    for (int l = 0; l < 4; ++l) sum[l] += double(e[size_t(i + l)]);
   }
-  for (; i < n; ++i) sum[0] += double(std::exp(logits[i] - mx));
+  for (; i < n; ++i) sum[0] += double(e[size_t(i)]);
   return double(mx) + std::log((sum[0] + sum[1]) + (sum[2] + sum[3]));
 }
 
