@@ -29,6 +29,7 @@
 #include "quant/q4_k_x8.hpp"
 #include "quant/q6_k.hpp"
 #include "quant/q8_0.hpp"
+#include "util/aligned.hpp"
 
 namespace {
 
@@ -167,7 +168,7 @@ int main() {
   const std::vector<float> wf = random_floats(kRows * kCols, 2);
   // One buffer for every type, allocated once: fresh large allocations per type made the
   // figures depend on the order of the types (page placement), not on the kernels.
-  std::vector<uint8_t> weights;
+  lb::AlignedVector<uint8_t> weights;  // aligned as the engine's weights and activations are
   weights.reserve(target + (64u << 20));
   std::string l2_table;
   std::string decode_table;
@@ -200,7 +201,7 @@ int main() {
         continue;
       }
       const lb::Kernels& k = lb::kernels_for(tc.type, level);
-      std::vector<uint8_t> a(lb::row_bytes(k.act_type, kCols) + 64);
+      lb::AlignedVector<uint8_t> a(lb::row_bytes(k.act_type, kCols) + 64);
       k.act_from_float(act.data(), a.data(), kCols);
       const double gbps = best_gbps(matrix * copies, 1, [&](int) {
         g_sink_f = dot_rows(k, weights.data(), row, 0, rows, a.data());
@@ -211,7 +212,7 @@ int main() {
     }
     // Two threads at the best level, each taking half of the rows.
     const lb::Kernels& k = lb::kernels_for(tc.type);
-    std::vector<uint8_t> a(lb::row_bytes(k.act_type, kCols) + 64);
+    lb::AlignedVector<uint8_t> a(lb::row_bytes(k.act_type, kCols) + 64);
     k.act_from_float(act.data(), a.data(), kCols);
     const double two = best_gbps(matrix * copies, 2, [&](int i) {
       const size_t half = rows / 2;
@@ -229,7 +230,7 @@ int main() {
         std::snprintf(cell, sizeof cell, " %8s", "n/a");
       } else {
         const lb::Kernels& kl = lb::kernels_for(tc.type, level);
-        std::vector<uint8_t> al(lb::row_bytes(kl.act_type, kCols) + 64);
+        lb::AlignedVector<uint8_t> al(lb::row_bytes(kl.act_type, kCols) + 64);
         kl.act_from_float(act.data(), al.data(), kCols);
         const int r = level == lb::SimdLevel::Scalar ? std::max(1, reps / 16) : reps;
         const double gbps = best_gbps(l2_rows * row * r, 1, [&](int) {
@@ -250,7 +251,7 @@ int main() {
     {
       const int64_t range = std::min<int64_t>(64, int64_t(l2_rows));
       const int64_t rows_l2 = int64_t(l2_rows) / range * range;
-      std::vector<uint8_t> acts(lb::row_bytes(k.act_type, kCols) * lb::kMaxDotActs + 64);
+      lb::AlignedVector<uint8_t> acts(lb::row_bytes(k.act_type, kCols) * lb::kMaxDotActs + 64);
       const size_t ab = lb::row_bytes(k.act_type, kCols);
       for (int t = 0; t < lb::kMaxDotActs; ++t) {
         const std::vector<float> af = random_floats(kCols, uint32_t(10 + t));

@@ -22,6 +22,7 @@
 #include "quant/q8_0.hpp"
 #include "quant/q8_k.hpp"
 #include "quant/silu.hpp"
+#include "util/aligned.hpp"
 #include "util/error.hpp"
 
 namespace {
@@ -983,6 +984,21 @@ TEST(Dot, Q4_0X8IsQ4_0Rearranged) {
 TEST(Dot, Q4_KX8IsQ4_KRearranged) {
   check_x8(GgmlType::Q4_K, GgmlType::Q4_K_X8, lb::quantize_row_q4_k_ref, lb::repack_row_q4_k_x8,
            false);
+}
+
+// The X8 activation blocks are whole cache lines and matmul's activation rows start on one, so
+// no 32-byte quant load of the kernels straddles two lines.
+TEST(Dot, X8ActivationBlocksAreCacheLines) {
+  EXPECT_EQ(lb::row_bytes(GgmlType::Q8_0_X8, 256) % lb::kCacheLine, 0u);
+  EXPECT_EQ(lb::row_bytes(GgmlType::Q8_K_X8, 256) % lb::kCacheLine, 0u);
+  EXPECT_EQ(offsetof(lb::BlockQ8_0x8, lo) % 32, 0u);
+  EXPECT_EQ(offsetof(lb::BlockQ8_0x8, hi) % 32, 0u);
+  EXPECT_EQ(offsetof(lb::BlockQ8_Kx8, lo) % 32, 0u);
+  EXPECT_EQ(offsetof(lb::BlockQ8_Kx8, hi) % 32, 0u);
+  for (size_t n : {1, 100, 5000, 300000}) {
+    const lb::AlignedVector<uint8_t> v(n);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(v.data()) % lb::kCacheLine, 0u) << n << " bytes";
+  }
 }
 
 // The rearranged layouts are the engine's own: no file may name them, and only Q4_0 rows of

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "quant/kernels.hpp"
+#include "util/aligned.hpp"
 #include "util/error.hpp"
 
 namespace lb {
@@ -39,7 +40,7 @@ void matmul(ThreadPool& pool, const std::vector<MatmulJob>& jobs, int64_t n_tok,
     const float* x;
     GgmlType type;
     int64_t cols;
-    std::vector<uint8_t> bytes;
+    AlignedVector<uint8_t> bytes;  // X8 activation rows (whole 320-byte blocks) all start on a line
   };
   std::vector<Converted> converted;
   std::vector<PreparedJob> prepared;
@@ -52,7 +53,7 @@ void matmul(ThreadPool& pool, const std::vector<MatmulJob>& jobs, int64_t n_tok,
       return c.x == job.x && c.type == k.act_type && c.cols == job.w.cols;
     });
     if (it == converted.end()) {
-      converted.push_back({job.x, k.act_type, job.w.cols, std::vector<uint8_t>(act_row * n_tok)});
+      converted.push_back({job.x, k.act_type, job.w.cols, AlignedVector<uint8_t>(act_row * n_tok)});
       it = converted.end() - 1;
       for (int64_t t = 0; t < n_tok; ++t) {
         k.act_from_float(job.x + t * job.w.cols, it->bytes.data() + t * act_row, job.w.cols);

@@ -51,7 +51,7 @@ constexpr Entry kEngineLayouts[] = {
     {0x10002, {"q4_0_x8", 256, 144, true}},
     {0x10008, {"q8_0_x8", 256, 320, false}},  // activation type only
     {0x1000c, {"q4_K_x8", 256, 144, true}},
-    {0x1000f, {"q8_K_x8", 256, 292, false}},  // activation type only
+    {0x1000f, {"q8_K_x8", 256, 320, false}},  // activation type only
 };
 // clang-format on
 

@@ -84,6 +84,7 @@ void quantize_row_q8_k_x8(const float* src, void* dst, int64_t n) {
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     BlockQ8_K q;
     quantize_row_q8_k(src + b * kQK_K, &q, kQK_K);
+    y[b] = BlockQ8_Kx8{};
     y[b].d = q.d;
     for (int k = 0; k < 8; ++k) {
       y[b].sums[k] = q.bsums[2 * k] + q.bsums[2 * k + 1];

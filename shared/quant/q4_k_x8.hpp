@@ -26,13 +26,16 @@ struct BlockQ4_Kx8 {
 };
 static_assert(sizeof(BlockQ4_Kx8) == 144, "block_q4_K's size");
 
+// The quants come first and the block is padded to 320 bytes, so that in a 64-byte aligned row
+// every 32-byte quant load stays within one cache line (the kernels' loads are mostly these).
 struct BlockQ8_Kx8 {
-  float d;
-  int32_t sums[8];  // sum of sub-block k's quants
   int8_t lo[128];   // 32-byte chunk c, bytes 4k..4k+3: sub-block k's quants 4c..4c+3
   int8_t hi[128];   // the same for quants 16 + 4c..16 + 4c + 3
+  int32_t sums[8];  // sum of sub-block k's quants
+  float d;
+  uint8_t pad[28];
 };
-static_assert(sizeof(BlockQ8_Kx8) == 292, "block_q8_K's size");
+static_assert(sizeof(BlockQ8_Kx8) == 320, "block_q8_K's values, cache-line sized");
 
 // One row of n Q4_K weights (n a multiple of 256) into the X8 layout, and back to floats (the
 // values dequantize_row_q4_k gives).

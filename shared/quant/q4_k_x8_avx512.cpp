@@ -132,6 +132,7 @@ void quantize_row_q8_k_x8_avx512(const float* src, void* dst, int64_t n) {
     }
     simd::store_x8_quants(q, y[b].lo, y[b].hi);
     y[b].d = 1.0f / iscale;
+    std::memset(y[b].pad, 0, sizeof y[b].pad);
   }
 }
 
