@@ -1,8 +1,12 @@
 // Configuration files: the committed examples load, every key is read, and mistakes are named.
+#include <sched.h>
+
 #include <fstream>
 
+#include "compute/thread_pool.hpp"
 #include "config/broker_config.hpp"
 #include "config/stage_config.hpp"
+#include "sys/cgroup.hpp"
 #include "test_support.hpp"
 #include "util/error.hpp"
 
@@ -93,6 +97,29 @@ TEST(Config, StageKeys) {
       std::string::npos);
   EXPECT_NE(error_of([&] { lb::load_stage_config(write(dir, "- a\n- b\n")); }).find("a map"),
             std::string::npos);
+}
+
+// The stage's default thread count honours a container's CPU quota (cgroup v2 cpu.max).
+TEST(Defaults, CpuMaxGivesWholeCores) {
+  EXPECT_EQ(lb::cpu_max_cores("max 100000"), std::nullopt);
+  EXPECT_EQ(lb::cpu_max_cores("200000 100000"), 2);
+  EXPECT_EQ(lb::cpu_max_cores("150000 100000"), 2);
+  EXPECT_EQ(lb::cpu_max_cores("50000 100000"), 1);
+  EXPECT_EQ(lb::cpu_max_cores("400000 50000"), 8);
+  for (const char* bad : {"", "max", "100000", "abc 100000", "100000 0", "-5 100000", "1e5 100000"})
+    EXPECT_EQ(lb::cpu_max_cores(bad), std::nullopt) << "'" << bad << "'";
+}
+
+TEST(Defaults, ThreadCountFitsAffinityAndQuota) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ASSERT_EQ(sched_getaffinity(0, sizeof(set), &set), 0);
+  const int threads = lb::default_thread_count();
+  EXPECT_GE(threads, 1);
+  EXPECT_LE(threads, CPU_COUNT(&set));
+  if (const auto quota = lb::cgroup_cpu_limit()) {
+    EXPECT_LE(threads, *quota);
+  }
 }
 
 }  // namespace

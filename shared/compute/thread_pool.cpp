@@ -2,6 +2,8 @@
 
 #include <sched.h>
 
+#include "sys/cgroup.hpp"
+
 namespace lb {
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
@@ -97,14 +99,15 @@ void ThreadPool::run(int64_t n_tasks, const std::function<void(int64_t)>& fn) {
 }
 
 int default_thread_count() {
+  int n = 0;
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    int n = CPU_COUNT(&set);
-    if (n > 0) return n;
-  }
-  unsigned n = std::thread::hardware_concurrency();
-  return n > 0 ? int(n) : 1;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) n = CPU_COUNT(&set);
+  if (n <= 0) n = int(std::thread::hardware_concurrency());
+  // A container limited to fewer CPUs than it can see gets that many: more threads than the
+  // quota runs at once would wait on each other at every parallel step.
+  if (const auto quota = cgroup_cpu_limit(); quota && (n <= 0 || *quota < n)) n = *quota;
+  return n > 0 ? n : 1;
 }
 
 }  // namespace lb

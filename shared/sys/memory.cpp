@@ -3,6 +3,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "sys/cgroup.hpp"
+
 namespace lb {
 
 namespace {
@@ -22,13 +24,6 @@ std::optional<uint64_t> read_kb_field(const std::string& file, const std::string
   return std::nullopt;
 }
 
-std::optional<std::string> read_line(const std::string& file) {
-  std::ifstream in(file);
-  std::string line;
-  if (!std::getline(in, line)) return std::nullopt;
-  return line;
-}
-
 }  // namespace
 
 uint64_t resident_bytes() {
@@ -44,25 +39,16 @@ uint64_t machine_memory_bytes() {
 }
 
 std::optional<CgroupMemory> cgroup_memory() {
-  // In cgroup v2 the process's line in /proc/self/cgroup is "0::/path".
-  std::ifstream in("/proc/self/cgroup");
-  std::string line, rel;
-  while (std::getline(in, line)) {
-    if (line.compare(0, 3, "0::") == 0) rel = line.substr(3);
-  }
-  if (rel.empty()) return std::nullopt;
-  for (const std::string root : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
-    const std::string dir = root + (rel == "/" ? "" : rel);
-    auto current = read_line(dir + "/memory.current");
-    if (!current) continue;
-    CgroupMemory cg;
-    cg.path = dir;
-    cg.usage = std::stoull(*current);
-    auto max = read_line(dir + "/memory.max");
-    if (max && *max != "max") cg.limit = std::stoull(*max);
-    return cg;
-  }
-  return std::nullopt;
+  const auto dir = cgroup_dir_with("memory.current");
+  if (!dir) return std::nullopt;
+  const auto current = read_first_line(*dir + "/memory.current");
+  if (!current) return std::nullopt;
+  CgroupMemory cg;
+  cg.path = *dir;
+  cg.usage = std::stoull(*current);
+  const auto max = read_first_line(*dir + "/memory.max");
+  if (max && *max != "max") cg.limit = std::stoull(*max);
+  return cg;
 }
 
 uint64_t default_memory_budget() {
