@@ -202,6 +202,7 @@ void Broker::on_register(const std::string& peer, const wire::Register& m) {
   n.info = m;
   n.last_seen = Clock::now();
   n.lost = false;
+  n.failed = false;  // a restarted stage gets another chance
   if (!known) node_order_.push_back(m.node);
   if (!known && plan_) joined_.push_back(m.node);
   std::stable_sort(node_order_.begin(), node_order_.end(),
@@ -218,7 +219,7 @@ std::vector<PlanNode> Broker::plan_nodes() const {
   std::vector<PlanNode> out;
   for (const std::string& id : node_order_) {
     const NodeState& n = nodes_.at(id);
-    if (n.lost) continue;
+    if (n.lost || n.failed) continue;
     PlanNode p;
     p.id = id;
     // Plan within the stage's high-water mark: filling past it would report pressure at once.
@@ -341,10 +342,19 @@ void Broker::on_ready(const std::string& peer, const wire::Ready& m) {
 
 void Broker::on_stage_error(const std::string& peer, const wire::ErrorMsg& m) {
   spdlog::error("broker: '{}' reports an error about '{}': {}", peer, m.ref, m.msg);
-  if (auto it = nodes_.find(peer); it != nodes_.end()) it->second.error = m.msg;
+  auto node = nodes_.find(peer);
+  if (node != nodes_.end()) node->second.error = m.msg;
   if (m.req) {
     if (auto it = requests_.find(*m.req); it != requests_.end())
       fail(it->second, "stage " + peer + ": " + m.msg);
+  }
+  // A planned stage that cannot load its layers would keep the epoch from ever serving.
+  if (m.ref == "assign" && node != nodes_.end() && plan_ && !node->second.ready &&
+      std::any_of(plan_->stages.begin(), plan_->stages.end(),
+                  [&](const PlanStage& s) { return s.node_id == peer; })) {
+    node->second.failed = true;
+    abandon_plan("stage '" + peer + "' could not load its layers (" + m.msg +
+                 "): planning without it");
   }
 }
 
@@ -358,17 +368,20 @@ void Broker::check_nodes() {
     if (!plan_) continue;
     const bool planned = std::any_of(plan_->stages.begin(), plan_->stages.end(),
                                      [&](const PlanStage& s) { return s.node_id == id; });
-    if (!planned) continue;
-    // Its layers are gone: fail what was running and plan again with the stages left.
-    std::vector<uint64_t> active;
-    for (const auto& [rid, r] : requests_) {
-      if (r.active) active.push_back(rid);
-    }
-    for (uint64_t rid : active) fail(requests_.at(rid), "stage '" + id + "' was lost");
-    plan_.reset();
-    migration_.reset();
-    serving_ = false;
+    if (planned) abandon_plan("stage '" + id + "' was lost");
   }
+}
+
+void Broker::abandon_plan(const std::string& why) {
+  spdlog::warn("broker: epoch {} abandoned: {}", epoch_, why);
+  std::vector<uint64_t> active;
+  for (const auto& [rid, r] : requests_) {
+    if (r.active) active.push_back(rid);
+  }
+  for (uint64_t rid : active) fail(requests_.at(rid), why);
+  plan_.reset();
+  migration_.reset();
+  serving_ = false;
 }
 
 ModelFootprint Broker::planning_footprint(size_t model) const {

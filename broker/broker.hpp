@@ -32,6 +32,7 @@ struct NodeState {
   Clock::time_point last_seen;
   wire::Heartbeat last_heartbeat;
   bool lost = false;
+  bool failed = false;  // could not load its last assignment: planned around from then on
   bool ready = false;
   std::string error;
 };
@@ -129,6 +130,9 @@ class Broker {
   void maybe_offer_layers();
   void finish_migration();
   void check_nodes();
+  // Drops the current plan because a planned stage cannot serve it: fails the requests under
+  // way (their caches are gone with its layers); the loop then plans with the stages left.
+  void abandon_plan(const std::string& why);
   // Starts waiting requests and sends ready chunks as steps, as many as max_inflight_steps allows.
   void schedule();
   // Sends the ready chunks of at most max_requests requests as one step; returns its id.

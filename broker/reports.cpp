@@ -32,9 +32,10 @@ std::string Broker::status_json() const {
                      {"batches", n.last_heartbeat.batches},
                      {"overhead_us", n.last_heartbeat.overhead_us},
                      {"data", n.info.data},
-                     {"state", n.lost    ? "lost"
-                               : n.ready ? "ready"
-                                         : "registered"}};
+                     {"state", n.lost     ? "lost"
+                               : n.failed ? "failed"
+                               : n.ready  ? "ready"
+                                          : "registered"}};
     if (!n.error.empty()) e["error"] = n.error;
     if (plan_) {
       for (const PlanStage& s : plan_->stages) {

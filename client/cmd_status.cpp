@@ -70,6 +70,11 @@ void add_status(CLI::App& app) {
                   n["compute"].get<double>(), n["threads"].get<int>(), layers.c_str(),
                   n["state"].get<std::string>().c_str());
     }
+    for (const auto& n : j["nodes"]) {
+      if (n["state"] == "failed" && n.contains("error"))
+        std::printf("  %s failed: %s\n", n["id"].get<std::string>().c_str(),
+                    n["error"].get<std::string>().c_str());
+    }
     if (j["plan"].is_null()) {
       std::printf(
           "plan      none yet%s\n",

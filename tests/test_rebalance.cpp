@@ -349,6 +349,46 @@ TEST(Rebalance, StageWithoutTheModelFileFetchesItsLayersAndACorruptChunkIsSentAg
     expect_golden_tokens(cluster.broker(), c);
 }
 
+// A stage that cannot load its layers (its own model copy is truncated) would keep its epoch from
+// ever serving: the broker marks it failed, says why, and serves with the stages that can.
+TEST(Rebalance, AStageThatCannotLoadItsLayersIsPlannedAround) {
+  LB_REQUIRE_SHARED(shared);
+  const std::string model = shared + "/models/stories260K.gguf";
+  lbtest::TempDir dir("truncated-model");
+  const std::string truncated = dir.file("truncated.gguf");
+  {
+    std::ifstream in(model, std::ios::binary);
+    std::string head(20000, '\0');
+    in.read(head.data(), std::streamsize(head.size()));
+    std::ofstream(truncated, std::ios::binary).write(head.data(), std::streamsize(in.gcount()));
+  }
+  lbtest::StageSpec bad("bad", "1GiB", false);
+  bad.args = {"--model", truncated};
+  // Two stages are awaited, so the first plan gives the bad one layers.
+  Cluster cluster(model, {bad, {"a", "1GiB"}});
+  std::string error;
+  for (int i = 0; i < 600 && error.empty(); ++i) {
+    const nlohmann::json j = cluster.status();
+    for (const auto& n : j["nodes"]) {
+      if (n["id"] == "bad" && n["state"] == "failed") error = n.value("error", "?");
+    }
+    if (error.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(error.empty()) << cluster.log("broker");
+  EXPECT_NE(error.find(truncated), std::string::npos) << error;
+  EXPECT_NE(cluster.log("broker").find("planning without it"), std::string::npos);
+
+  cluster.add_stage({"b", "1GiB"});
+  const nlohmann::json serving = cluster.wait_serving();
+  for (const auto& n : serving["nodes"]) {
+    if (n["id"] == "bad") {
+      EXPECT_FALSE(n.contains("layers")) << n.dump();
+    }
+  }
+  for (const auto& c : stories260k_golden(shared)["cases"])
+    expect_golden_tokens(cluster.broker(), c);
+}
+
 TEST(Rebalance, StagesFetchingIntoOneCacheDirectoryAtOnceAllServe) {
   LB_REQUIRE_SHARED(shared);
   lbtest::TempDir cache("shared-cache");
