@@ -540,11 +540,9 @@ void Stage::emit(const std::vector<wire::Step>& steps, const StepOutput& out) {
     smp.req = c.req;
     smp.pos = c.pos + c.n - 1;
     smp.token = sample_token(logits, hp.n_vocab, p, sp.recent, sp.draw);
-    smp.lp = token_logprob(logits, hp.n_vocab, smp.token);
-    if (sp.top > 0) {
-      for (const TokenLogprob& t : top_logprobs(logits, hp.n_vocab, int(sp.top)))
-        smp.top.push_back({t.id, t.logprob});
-    }
+    const Logprobs lp = logprobs(logits, hp.n_vocab, smp.token, int(sp.top));
+    smp.lp = lp.chosen;
+    for (const TokenLogprob& t : lp.top) smp.top.push_back({t.id, t.logprob});
     if (sp.logits)
       smp.logits.assign(reinterpret_cast<const char*>(logits), size_t(hp.n_vocab) * sizeof(float));
   });

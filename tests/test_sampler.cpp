@@ -39,9 +39,11 @@ TEST(Sampler, LogprobsMatchADoublePrecisionSoftmax) {
   for (float x : l) sum += std::exp(double(x) - mx);
   const double lse = mx + std::log(sum);
   for (int32_t id : {0, 17, 31999}) {
-    EXPECT_NEAR(lb::token_logprob(l.data(), 32000, id), double(l[size_t(id)]) - lse, 1e-5);
+    const lb::Logprobs lp = lb::logprobs(l.data(), 32000, id, 0);
+    EXPECT_NEAR(lp.chosen, double(l[size_t(id)]) - lse, 1e-5);
+    EXPECT_TRUE(lp.top.empty());
   }
-  const std::vector<lb::TokenLogprob> top = lb::top_logprobs(l.data(), 32000, 5);
+  const std::vector<lb::TokenLogprob> top = lb::logprobs(l.data(), 32000, 17, 5).top;
   ASSERT_EQ(top.size(), 5u);
   for (size_t i = 0; i < top.size(); ++i) {
     EXPECT_NEAR(top[i].logprob, double(l[size_t(top[i].id)]) - lse, 1e-5);

@@ -45,8 +45,9 @@ GenerateStats generate(RangeRunner& runner, const std::vector<int32_t>& prompt,
     const float* logits = out.logits.data();
     GeneratedToken tok;
     tok.id = sample_token(logits, n_vocab, opt.sampling, history, uint64_t(n));
-    tok.logprob = token_logprob(logits, n_vocab, tok.id);
-    if (opt.top_logprobs > 0) tok.top = top_logprobs(logits, n_vocab, opt.top_logprobs);
+    Logprobs lp = logprobs(logits, n_vocab, tok.id, opt.top_logprobs);
+    tok.logprob = lp.chosen;
+    tok.top = std::move(lp.top);
     history.push_back(tok.id);
     const bool more = on_token(tok);
     if (!more || is_end(tok.id) || n + 1 == opt.n_predict) break;

@@ -74,21 +74,19 @@ int32_t argmax(const float* logits, int64_t n) {
 
 }  // namespace
 
-float token_logprob(const float* logits, int64_t n_vocab, int32_t id) {
-  return float(double(logits[id]) - log_sum_exp(logits, n_vocab));
-}
-
-std::vector<TokenLogprob> top_logprobs(const float* logits, int64_t n_vocab, int k) {
+Logprobs logprobs(const float* logits, int64_t n_vocab, int32_t id, int k) {
   const double lse = log_sum_exp(logits, n_vocab);
+  Logprobs out;
+  out.chosen = float(double(logits[id]) - lse);
+  if (k <= 0) return out;
   std::vector<int32_t> ids(static_cast<size_t>(n_vocab));
   std::iota(ids.begin(), ids.end(), 0);
   k = int(std::min<int64_t>(k, n_vocab));
   std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](int32_t a, int32_t b) {
     return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
   });
-  std::vector<TokenLogprob> out;
   for (int i = 0; i < k; ++i)
-    out.push_back({ids[size_t(i)], float(double(logits[ids[size_t(i)]]) - lse)});
+    out.top.push_back({ids[size_t(i)], float(double(logits[ids[size_t(i)]]) - lse)});
   return out;
 }
 

@@ -26,9 +26,13 @@ struct TokenLogprob {
   float logprob;  // natural log of the softmax over the raw logits
 };
 
-// Log-softmax of raw logits for one token id, and the k most likely ids with theirs.
-float token_logprob(const float* logits, int64_t n_vocab, int32_t id);
-std::vector<TokenLogprob> top_logprobs(const float* logits, int64_t n_vocab, int k);
+// Log-softmax of raw logits for the chosen id and, when k > 0, the k most likely ids with theirs
+// (one log-sum-exp over the vocabulary serves both).
+struct Logprobs {
+  float chosen = 0.0f;
+  std::vector<TokenLogprob> top;
+};
+Logprobs logprobs(const float* logits, int64_t n_vocab, int32_t id, int k);
 
 // recent: the last tokens of the sequence (at least repeat_last_n of them when there are), for
 // the repetition penalty; draw: the index of the token being sampled within its request.
