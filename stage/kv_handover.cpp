@@ -63,6 +63,11 @@ void KvIntake::give_up(uint64_t req) {
   }
 }
 
+void KvIntake::stop_waiting() {
+  for (const auto& [key, received] : pending_) missing_.insert(key.first);
+  pending_.clear();
+}
+
 void KvIntake::accept(const wire::KvPart& p) {
   if (p.epoch != epoch_) {
     throw Error("kv part of epoch " + std::to_string(p.epoch) + " while moving to epoch " +

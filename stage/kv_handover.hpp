@@ -36,6 +36,9 @@ class KvIntake {
   // does not fit makes its request missing (and throws, so the sender hears of it).
   void accept(const wire::KvPart& p);
   bool complete() const { return pending_.empty(); }
+  // Gives up on every part still awaited: their requests become missing (to be replayed), so a
+  // part that never comes cannot hold up the move.
+  void stop_waiting();
   std::vector<uint64_t> missing() const { return {missing_.begin(), missing_.end()}; }
   uint64_t received_bytes() const { return received_bytes_; }
 

@@ -20,6 +20,12 @@ namespace lb {
 
 namespace {
 
+// Silence after which a move stops waiting for KV parts (a sender that failed, a part lost on the
+// way): the requests still awaited are replayed instead, which rebuilds their caches bit for bit.
+// A sender sends its parts once it has loaded its own new layers, which may mean fetching them
+// from the broker first: the wait allows for that, and replaying is only slower, never wrong.
+constexpr std::chrono::seconds kKvPartWait{120};
+
 volatile std::sig_atomic_t g_stop = 0;
 volatile std::sig_atomic_t g_reload = 0;
 void on_signal(int) {
@@ -119,6 +125,14 @@ int Stage::run() {
       zmq::message_t msg;
       while (data_in_.recv(msg, zmq::recv_flags::dontwait)) frames.push_back(msg.to_string());
       on_data(std::move(frames));
+    }
+    if (intake_ && std::chrono::steady_clock::now() - intake_progress_ > kKvPartWait) {
+      spdlog::warn(
+          "stage {}: no KV part for {} s while moving to epoch {}: the requests still "
+          "waited for will be replayed",
+          opt_.node_id, kKvPartWait.count(), epoch_);
+      intake_->stop_waiting();
+      send_ready();
     }
     if (std::chrono::steady_clock::now() >= next_heartbeat) {
       heartbeat();
@@ -332,6 +346,7 @@ void Stage::on_assign(const wire::Assign& a) {
         send_lost_layers(*old_kv, a, [&](const wire::KvPart& p) { send_control(wire::encode(p)); });
   }
   intake_.emplace(a, old_kv ? &*old_kv : nullptr, runner_ ? &runner_->kv() : nullptr);
+  intake_progress_ = std::chrono::steady_clock::now();
   old_kv.reset();
   ::malloc_trim(0);  // the old caches' memory goes back to the kernel now, not at some later free
   if (downstream_ != a.downstream) {
@@ -354,6 +369,7 @@ void Stage::on_assign(const wire::Assign& a) {
 
 void Stage::on_kv(const wire::KvPart& p) {
   if (!intake_) throw Error("kv part arrived while no move is under way");
+  intake_progress_ = std::chrono::steady_clock::now();
   try {
     intake_->accept(p);
   } catch (const Error&) {

@@ -80,6 +80,7 @@ class Stage {
   std::unique_ptr<ModelWeights> weights_;
   std::unique_ptr<RangeRunner> runner_;
   std::optional<KvIntake> intake_;  // KV parts still awaited for the assigned epoch
+  std::chrono::steady_clock::time_point intake_progress_;  // assignment or last part accepted
 
   // Time from message in to message out, compute excluded: the cost of a hop inside a stage.
   uint64_t batches_ = 0;

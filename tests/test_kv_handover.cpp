@@ -247,6 +247,10 @@ TEST(KvHandover, PartsThatDoNotFitAreRefused) {
   EXPECT_EQ(in.missing(), std::vector<uint64_t>{11});
   EXPECT_FALSE(in.complete());  // sequence 22 still waits
   EXPECT_EQ(in.received_bytes(), 2 * half.size() * sizeof(uint16_t));
+  // Parts that never come: the stage stops waiting and the request is replayed.
+  in.stop_waiting();
+  EXPECT_TRUE(in.complete());
+  EXPECT_EQ(in.missing(), (std::vector<uint64_t>{11, 22}));
 }
 
 }  // namespace
