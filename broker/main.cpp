@@ -46,8 +46,11 @@ int main(int argc, char** argv) {
   app.add_option("--kv-transfer", kv_transfer,
                  "On a move, send KV caches with their layers (true) or replay requests (false)");
   int corrupt_chunks = 0;
+  int drop_kv_parts = 0;
   app.add_option("--corrupt-chunks", corrupt_chunks,
                  "Testing aid: corrupt the first N model chunks sent to stages");
+  app.add_option("--drop-kv-parts", drop_kv_parts,
+                 "Testing aid: drop the first N KV cache parts forwarded during a move");
   std::vector<std::string> caps, excludes;
   app.add_option("--cap", caps,
                  "Plan at most SIZE on a node: ID=SIZE (repeatable; config: nodes.ID.cap)");
@@ -86,6 +89,7 @@ int main(int argc, char** argv) {
     if (kv_transfer) cfg.kv_transfer = *kv_transfer;
     if (max_inflight) cfg.max_inflight_steps = *max_inflight;
     cfg.corrupt_chunks = corrupt_chunks;
+    cfg.drop_kv_parts = drop_kv_parts;
     if (!model.empty()) {
       const bool named = std::any_of(cfg.models.begin(), cfg.models.end(),
                                      [&](const lb::ModelEntry& m) { return m.name == model; });

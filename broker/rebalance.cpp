@@ -96,6 +96,12 @@ void Broker::on_kv(const std::string& peer, const std::string& frame, const wire
   });
   if (owner == plan_->stages.end())
     throw Error("kv part for layer " + std::to_string(m.layer) + ", which no stage holds");
+  if (cfg_.drop_kv_parts > 0) {
+    --cfg_.drop_kv_parts;  // fault injection for tests: the new owner must stop waiting for it
+    spdlog::warn("broker: dropping a KV part of request {} layer {} (--drop-kv-parts)", m.req,
+                 m.layer);
+    return;
+  }
   migration_->kv_bytes += m.k.size() + m.v.size();
   reply(owner->node_id, frame);  // as it came: the new owner checks it against what it awaits
 }

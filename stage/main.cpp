@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   std::string config;
   std::optional<std::string> broker, memory, bind, advertise, model, cache_dir, node_id,
       max_message, log_level;
-  std::optional<int> threads, heartbeat_ms;
+  std::optional<int> threads, heartbeat_ms, kv_wait_s;
   std::optional<int64_t> order;
   std::optional<double> high_water;
   app.add_option("--config", config,
@@ -49,6 +49,10 @@ int main(int argc, char** argv) {
   app.add_option("--high-water", high_water,
                  "Report memory pressure past this share of the budget (default 0.9)")
       ->check(CLI::Range(0.1, 1.0));
+  app.add_option("--kv-wait-s", kv_wait_s,
+                 "During a move, replay the requests whose KV parts have not come after this "
+                 "many seconds without one (default 120)")
+      ->check(CLI::Range(1, 86400));
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error (default info)");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -74,6 +78,7 @@ int main(int argc, char** argv) {
     opt.threads = pick(threads, file.threads, lb::default_thread_count());
     opt.heartbeat_ms = pick(heartbeat_ms, file.heartbeat_ms, 1000);
     opt.high_water = pick(high_water, file.high_water, 0.9);
+    opt.kv_wait_s = pick(kv_wait_s, file.kv_wait_s, 120);
     opt.memory_budget =
         memory ? lb::parse_bytes(*memory)
                : pick(std::optional<uint64_t>(), file.memory, lb::default_memory_budget());

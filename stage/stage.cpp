@@ -20,12 +20,6 @@ namespace lb {
 
 namespace {
 
-// Silence after which a move stops waiting for KV parts (a sender that failed, a part lost on the
-// way): the requests still awaited are replayed instead, which rebuilds their caches bit for bit.
-// A sender sends its parts once it has loaded its own new layers, which may mean fetching them
-// from the broker first: the wait allows for that, and replaying is only slower, never wrong.
-constexpr std::chrono::seconds kKvPartWait{120};
-
 volatile std::sig_atomic_t g_stop = 0;
 volatile std::sig_atomic_t g_reload = 0;
 void on_signal(int) {
@@ -126,11 +120,12 @@ int Stage::run() {
       while (data_in_.recv(msg, zmq::recv_flags::dontwait)) frames.push_back(msg.to_string());
       on_data(std::move(frames));
     }
-    if (intake_ && std::chrono::steady_clock::now() - intake_progress_ > kKvPartWait) {
+    if (intake_ && std::chrono::steady_clock::now() - intake_progress_ >
+                       std::chrono::seconds(opt_.kv_wait_s)) {
       spdlog::warn(
           "stage {}: no KV part for {} s while moving to epoch {}: the requests still "
           "waited for will be replayed",
-          opt_.node_id, kKvPartWait.count(), epoch_);
+          opt_.node_id, opt_.kv_wait_s, epoch_);
       intake_->stop_waiting();
       send_ready();
     }

@@ -32,6 +32,11 @@ struct StageOptions {
   size_t max_message_bytes = 64u << 20;
   int heartbeat_ms = 1000;
   double high_water = 0.9;  // report pressure when usage passes this share of the budget
+  // Silence after which a move stops waiting for KV parts (a sender that failed, a part lost on
+  // the way): the requests still awaited are replayed, which rebuilds their caches bit for bit.
+  // A sender sends its parts once it has loaded its own new layers, which may mean fetching them
+  // from the broker first; replaying is only slower, never wrong.
+  int kv_wait_s = 120;
   std::string cache_dir;    // where a stage without --model keeps the layers it fetched
   std::string config_path;  // --config: re-read on SIGHUP for a new budget
 };

@@ -291,6 +291,30 @@ TEST(Rebalance, WithoutKvTransferCachesAreRebuiltByReplay) {
     EXPECT_EQ(got[i], expected[i]) << "prompt '" << kPrompts[i] << "'";
 }
 
+// A KV part lost on its way (the broker drops one here) cannot stall a move: its new owner stops
+// waiting after --kv-wait-s, the request is replayed, and every output stays exact.
+TEST(Rebalance, AKvPartThatNeverComesIsReplayedInstead) {
+  lbtest::TempDir dir("rebalance-lost-part");
+  const std::string model = big_layers_model(dir);
+  const auto expected = undisturbed(model, kPrompts);
+  Cluster cluster(model, {{"a", "300MiB"}, {"b", "400MiB"}, {"c", "600MiB"}},
+                  {"--context", "256", "--max-sequences", "8", "--drop-kv-parts", "1"},
+                  {"--kv-wait-s", "1"});
+  cluster.wait_serving();
+  const auto got = generate_while(cluster.broker(), kPrompts, [&] {
+    control(cluster.broker(), "rebalance", "", 0, "uniform");
+  });
+  const nlohmann::json s = wait_rebalanced(cluster);
+  const nlohmann::json& m = s["last_migration"];
+  EXPECT_GE(m["replayed"].get<int>(), 1) << m.dump();
+  EXPECT_NE(cluster.log("broker").find("--drop-kv-parts"), std::string::npos);
+  std::string stages;
+  for (const char* id : {"a", "b", "c"}) stages += cluster.log(id);
+  EXPECT_NE(stages.find("no KV part for 1 s"), std::string::npos) << stages;
+  for (size_t i = 0; i < kPrompts.size(); ++i)
+    EXPECT_EQ(got[i], expected[i]) << "prompt '" << kPrompts[i] << "'";
+}
+
 TEST(Rebalance, KvCacheGrowthPastTheHighWaterMarkMovesLayersByItself) {
   // Stage c comes first and is filled to its 40 MiB budget by `priority`, with the planner told to
   // reserve KV for only 64 positions per layer. Eight requests make its caches grow (no GQA: 3 KiB

@@ -39,6 +39,7 @@ struct BrokerConfig {
   // replaying every request's tokens through the new plan.
   bool kv_transfer = true;
   int corrupt_chunks = 0;  // testing aid (flag only): corrupt the first N model chunks sent
+  int drop_kv_parts = 0;   // testing aid (flag only): drop the first N KV parts it forwards
   std::string activation_dtype = "f32";  // f32 (exact) or f16 (half the bytes per hop)
   uint64_t max_message_bytes = 64ull << 20;
   int heartbeat_ms = 1000;

@@ -39,6 +39,8 @@ StageConfig load_stage_config(const std::string& path) {
       c.order = get<int64_t>(v, where);
     else if (key == "high_water")
       c.high_water = get<double>(v, where);
+    else if (key == "kv_wait_s")
+      c.kv_wait_s = get<int>(v, where);
     else
       throw Error(path + ": unknown key '" + key + "'");
   }
@@ -49,6 +51,8 @@ StageConfig load_stage_config(const std::string& path) {
     throw Error(path + ": 'heartbeat_ms' must be in 10..60000");
   if (c.high_water && !(*c.high_water >= 0.1 && *c.high_water <= 1.0))
     throw Error(path + ": 'high_water' must be in [0.1, 1]");
+  if (c.kv_wait_s && (*c.kv_wait_s < 1 || *c.kv_wait_s > 86400))
+    throw Error(path + ": 'kv_wait_s' must be in 1..86400");
   return c;
 }
 

@@ -12,7 +12,7 @@ namespace lb {
 struct StageConfig {
   std::optional<std::string> broker, bind, advertise, model, cache_dir, node_id, log_level;
   std::optional<uint64_t> memory, max_message;  // bytes
-  std::optional<int> threads, heartbeat_ms;
+  std::optional<int> threads, heartbeat_ms, kv_wait_s;
   std::optional<int64_t> order;
   std::optional<double> high_water;
 };
