@@ -52,8 +52,8 @@ void add_status(CLI::App& app) {
       return;
     }
     const nlohmann::json j = nlohmann::json::parse(r.json);
-    std::printf("%-14s %-10s %9s %9s %9s %9s %19s %8s %7s  %-7s %s\n", "node", "host", "budget",
-                "weights", "kv", "rss", "cgroup used/limit", "compute", "threads", "layers",
+    std::printf("%-14s %-10s %9s %9s %9s %9s %19s %8s %9s  %-7s %s\n", "node", "host", "budget",
+                "weights", "kv", "rss", "cgroup used/limit", "compute", "thr/cores", "layers",
                 "state");
     for (const auto& n : j["nodes"]) {
       std::string layers = n.contains("layers") ? std::to_string(n["layers"][0].get<int>()) + "-" +
@@ -63,11 +63,13 @@ void add_status(CLI::App& app) {
       const std::string cgroup = cg_usage == 0 ? "-"
                                                : format_bytes(cg_usage) + "/" +
                                                      (cg_limit ? format_bytes(cg_limit) : "max");
-      std::printf("%-14s %-10s %9s %9s %9s %9s %19s %8.1f %7d  %-7s %s\n",
+      const std::string threads =
+          std::to_string(n["threads"].get<int>()) + "/" + std::to_string(n["cores"].get<int>());
+      std::printf("%-14s %-10s %9s %9s %9s %9s %19s %8.1f %9s  %-7s %s\n",
                   n["id"].get<std::string>().c_str(), n["host"].get<std::string>().c_str(),
                   format_bytes(n["budget"]).c_str(), format_bytes(n["weights"]).c_str(),
                   format_bytes(n["kv"]).c_str(), format_bytes(n["rss"]).c_str(), cgroup.c_str(),
-                  n["compute"].get<double>(), n["threads"].get<int>(), layers.c_str(),
+                  n["compute"].get<double>(), threads.c_str(), layers.c_str(),
                   n["state"].get<std::string>().c_str());
     }
     for (const auto& n : j["nodes"]) {
@@ -104,6 +106,11 @@ void add_status(CLI::App& app) {
                   q["generated"].get<int>());
     }
     std::printf("\nthroughput %.1f tokens/s (last 10 s)\n", j["tokens_per_second"].get<double>());
+    const auto& st = j["steps"];
+    const double sent = st["sent"].get<double>();
+    std::printf("steps     %.0f sent, %.2f rows each on average, up to %d in the chain at once\n",
+                sent, sent > 0 ? st["rows"].get<double>() / sent : 0.0,
+                st["max_inflight"].get<int>());
   });
 }
 
