@@ -184,6 +184,7 @@ class Broker {
   // of the step a row travels in is rows_squared / rows: equal to rows / steps when every step
   // has the same size, larger when big and small steps take turns).
   uint64_t steps_sent_ = 0, step_rows_sent_ = 0, step_rows_squared_ = 0;
+  uint64_t step_max_requests_ = 0;                      // the most requests one step has carried
   std::map<uint64_t, Clock::time_point> step_sent_at_;  // steps in the chain, for debug logs
   std::deque<Clock::time_point> recent_tokens_;         // for tokens/s in status
 };

@@ -118,6 +118,7 @@ uint64_t Broker::send_step(size_t max_requests) {
   ++steps_sent_;
   step_rows_sent_ += step.tokens.size();
   step_rows_squared_ += step.tokens.size() * step.tokens.size();
+  step_max_requests_ = std::max<uint64_t>(step_max_requests_, taken.size());
   step_sent_at_[step.id] = Clock::now();
   spdlog::debug("broker: step {} out: {} request(s), {} row(s); {} step(s) in flight", step.id,
                 taken.size(), step.tokens.size(), step_sent_at_.size());

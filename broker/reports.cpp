@@ -51,6 +51,7 @@ std::string Broker::status_json() const {
   j["steps"] = {{"sent", steps_sent_},
                 {"rows", step_rows_sent_},
                 {"rows_squared", step_rows_squared_},
+                {"max_requests", step_max_requests_},
                 {"max_inflight", plan_ ? max_inflight_steps() : 0}};
   if (last_migration_) {
     const MigrationReport& m = *last_migration_;
