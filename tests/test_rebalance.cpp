@@ -3,6 +3,7 @@
 #include <atomic>
 #include <csignal>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <sstream>
 
@@ -272,47 +273,53 @@ TEST(Rebalance, DrainAndStrategySwitchesMidGenerationChangeNothing) {
     EXPECT_EQ(got[i], expected[i]) << "uniform/memory, prompt '" << kPrompts[i] << "'";
 }
 
-TEST(Rebalance, WithoutKvTransferCachesAreRebuiltByReplay) {
-  lbtest::TempDir dir("rebalance-replay");
+namespace {
+
+// Eight requests generate through three stages while the split turns uniform; every output must
+// equal one process's. `check` looks at the cluster and its last move once the move is done.
+void rebalance_mid_generation(
+    const std::string& tag, std::vector<std::string> broker_args,
+    const std::vector<std::string>& stage_args,
+    const std::function<void(const Cluster&, const nlohmann::json& last_migration)>& check) {
+  lbtest::TempDir dir(tag);
   const std::string model = big_layers_model(dir);
   const auto expected = undisturbed(model, kPrompts);
-  Cluster cluster(model, {{"a", "300MiB"}, {"b", "400MiB"}, {"c", "600MiB"}},
-                  {"--context", "256", "--max-sequences", "8", "--kv-transfer", "false"});
+  broker_args.insert(broker_args.begin(), {"--context", "256", "--max-sequences", "8"});
+  Cluster cluster(model, {{"a", "300MiB"}, {"b", "400MiB"}, {"c", "600MiB"}}, broker_args,
+                  stage_args);
   cluster.wait_serving();
   const auto got = generate_while(cluster.broker(), kPrompts, [&] {
     control(cluster.broker(), "rebalance", "", 0, "uniform");
   });
   const nlohmann::json s = wait_rebalanced(cluster);
-  const nlohmann::json& m = s["last_migration"];
-  EXPECT_GE(m["replayed"].get<int>(), 1) << m.dump();
-  EXPECT_EQ(m["moved"].get<int>(), 0) << m.dump();
-  EXPECT_EQ(m["kv_bytes"].get<uint64_t>(), 0u);
+  check(cluster, s["last_migration"]);
   for (size_t i = 0; i < kPrompts.size(); ++i)
     EXPECT_EQ(got[i], expected[i]) << "prompt '" << kPrompts[i] << "'";
+}
+
+}  // namespace
+
+TEST(Rebalance, WithoutKvTransferCachesAreRebuiltByReplay) {
+  rebalance_mid_generation("rebalance-replay", {"--kv-transfer", "false"}, {},
+                           [](const Cluster&, const nlohmann::json& m) {
+                             EXPECT_GE(m["replayed"].get<int>(), 1) << m.dump();
+                             EXPECT_EQ(m["moved"].get<int>(), 0) << m.dump();
+                             EXPECT_EQ(m["kv_bytes"].get<uint64_t>(), 0u);
+                           });
 }
 
 // A KV part lost on its way (the broker drops one here) cannot stall a move: its new owner stops
 // waiting after --kv-wait-s, the request is replayed, and every output stays exact.
 TEST(Rebalance, AKvPartThatNeverComesIsReplayedInstead) {
-  lbtest::TempDir dir("rebalance-lost-part");
-  const std::string model = big_layers_model(dir);
-  const auto expected = undisturbed(model, kPrompts);
-  Cluster cluster(model, {{"a", "300MiB"}, {"b", "400MiB"}, {"c", "600MiB"}},
-                  {"--context", "256", "--max-sequences", "8", "--drop-kv-parts", "1"},
-                  {"--kv-wait-s", "1"});
-  cluster.wait_serving();
-  const auto got = generate_while(cluster.broker(), kPrompts, [&] {
-    control(cluster.broker(), "rebalance", "", 0, "uniform");
-  });
-  const nlohmann::json s = wait_rebalanced(cluster);
-  const nlohmann::json& m = s["last_migration"];
-  EXPECT_GE(m["replayed"].get<int>(), 1) << m.dump();
-  EXPECT_NE(cluster.log("broker").find("--drop-kv-parts"), std::string::npos);
-  std::string stages;
-  for (const char* id : {"a", "b", "c"}) stages += cluster.log(id);
-  EXPECT_NE(stages.find("no KV part for 1 s"), std::string::npos) << stages;
-  for (size_t i = 0; i < kPrompts.size(); ++i)
-    EXPECT_EQ(got[i], expected[i]) << "prompt '" << kPrompts[i] << "'";
+  rebalance_mid_generation(
+      "rebalance-lost-part", {"--drop-kv-parts", "1"}, {"--kv-wait-s", "1"},
+      [](const Cluster& cluster, const nlohmann::json& m) {
+        EXPECT_GE(m["replayed"].get<int>(), 1) << m.dump();
+        EXPECT_NE(cluster.log("broker").find("--drop-kv-parts"), std::string::npos);
+        std::string stages;
+        for (const char* id : {"a", "b", "c"}) stages += cluster.log(id);
+        EXPECT_NE(stages.find("no KV part for 1 s"), std::string::npos) << stages;
+      });
 }
 
 TEST(Rebalance, KvCacheGrowthPastTheHighWaterMarkMovesLayersByItself) {
