@@ -215,6 +215,14 @@ void Broker::on_register(const std::string& peer, const wire::Register& m) {
       m.node, m.host, format_bytes(m.budget), m.compute, m.threads, m.cores, m.data);
 }
 
+const PlanStage* Broker::planned_stage(const std::string& id) const {
+  if (!plan_) return nullptr;
+  for (const PlanStage& s : plan_->stages) {
+    if (s.node_id == id) return &s;
+  }
+  return nullptr;
+}
+
 std::vector<PlanNode> Broker::plan_nodes() const {
   std::vector<PlanNode> out;
   for (const std::string& id : node_order_) {
@@ -349,9 +357,7 @@ void Broker::on_stage_error(const std::string& peer, const wire::ErrorMsg& m) {
       fail(it->second, "stage " + peer + ": " + m.msg);
   }
   // A planned stage that cannot load its layers would keep the epoch from ever serving.
-  if (m.ref == "assign" && node != nodes_.end() && plan_ && !node->second.ready &&
-      std::any_of(plan_->stages.begin(), plan_->stages.end(),
-                  [&](const PlanStage& s) { return s.node_id == peer; })) {
+  if (m.ref == "assign" && node != nodes_.end() && !node->second.ready && planned_stage(peer)) {
     node->second.failed = true;
     abandon_plan("stage '" + peer + "' could not load its layers (" + m.msg +
                  "): planning without it");
@@ -365,10 +371,7 @@ void Broker::check_nodes() {
     n.lost = true;
     spdlog::warn("broker: stage '{}' has been silent for {} ms: considered lost", id,
                  cfg_.node_timeout_ms);
-    if (!plan_) continue;
-    const bool planned = std::any_of(plan_->stages.begin(), plan_->stages.end(),
-                                     [&](const PlanStage& s) { return s.node_id == id; });
-    if (planned) abandon_plan("stage '" + id + "' was lost");
+    if (planned_stage(id)) abandon_plan("stage '" + id + "' was lost");
   }
 }
 

@@ -146,6 +146,8 @@ class Broker {
   void release(uint64_t req);
   bool reply(const std::string& peer, const std::string& bytes);
   std::vector<PlanNode> plan_nodes() const;
+  // The node's place in the current plan, or nullptr (no plan, or no layers for it).
+  const PlanStage* planned_stage(const std::string& id) const;
   const ServedModel& model() const { return *models_[model_index_]; }
 
   BrokerConfig cfg_;

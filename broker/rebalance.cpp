@@ -160,12 +160,11 @@ void Broker::on_pressure(const std::string& peer, const wire::Pressure& m) {
     n->second.info.budget = m.budget;
   }
   if (!plan_ || migration_) return;
-  auto it = std::find_if(plan_->stages.begin(), plan_->stages.end(),
-                         [&](const PlanStage& s) { return s.node_id == peer; });
-  if (it == plan_->stages.end()) return;
+  const PlanStage* stage = planned_stage(peer);
+  if (!stage) return;
   // Reserve what the caches really use (with room to grow) on every stage, and plan again.
   const ModelFootprint& f = model().footprint;
-  const uint64_t layers = uint64_t(it->layer_end - it->layer_begin);
+  const uint64_t layers = uint64_t(stage->layer_end - stage->layer_begin);
   const uint64_t in_use = m.kv / std::max<uint64_t>(1, layers * f.kv_bytes_per_token_per_layer);
   const uint64_t full = uint64_t(cfg_.context) * uint64_t(cfg_.max_sequences);
   const uint64_t before = kv_reserve_tokens_;

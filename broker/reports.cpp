@@ -37,11 +37,7 @@ std::string Broker::status_json() const {
                                : n.ready  ? "ready"
                                           : "registered"}};
     if (!n.error.empty()) e["error"] = n.error;
-    if (plan_) {
-      for (const PlanStage& s : plan_->stages) {
-        if (s.node_id == id) e["layers"] = {s.layer_begin, s.layer_end};
-      }
-    }
+    if (const PlanStage* s = planned_stage(id)) e["layers"] = {s->layer_begin, s->layer_end};
     nodes.push_back(e);
   }
   j["nodes"] = nodes;
