@@ -2,9 +2,35 @@
 
 #include <sched.h>
 
+#include <chrono>
+
 #include "sys/cgroup.hpp"
 
 namespace lb {
+
+namespace {
+
+// Tells the core this is a polling loop: the other hyperthread gets the pipeline meanwhile.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+}  // namespace
+
+template <class Ready>
+std::unique_lock<std::mutex> ThreadPool::wait_until(std::condition_variable& cv, Ready ready) {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point deadline = Clock::now() + kPollTime;
+  for (int i = 1; !ready(); ++i) {
+    cpu_relax();
+    if (i % 64 == 0 && Clock::now() > deadline) break;
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  cv.wait(lock, ready);
+  return lock;
+}
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
@@ -39,8 +65,8 @@ void ThreadPool::worker_loop() {
     const std::function<void(int64_t)>* fn;
     int64_t shared_tasks;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      const std::unique_lock<std::mutex> lock =
+          wait_until(wake_, [&] { return stop_ || generation_ != seen; });
       if (stop_) return;
       seen = generation_;
       fn = fn_;
@@ -67,9 +93,8 @@ void ThreadPool::run(int64_t n_tasks, const std::function<void(int64_t)>& fn) {
     return;
   }
   {
-    std::unique_lock<std::mutex> lock(mu_);
     // A worker that woke late for the previous run may still be looking at its counter.
-    idle_.wait(lock, [&] { return in_run_ == 0; });
+    const std::unique_lock<std::mutex> lock = wait_until(idle_, [&] { return in_run_ == 0; });
     fn_ = &fn;
     // The last task is the caller's own: it runs it after the shared ones, so it usually
     // finishes last and need not sleep until a worker's last task is done (waking a sleeping
@@ -91,8 +116,8 @@ void ThreadPool::run(int64_t n_tasks, const std::function<void(int64_t)>& fn) {
   {
     // Only the tasks are waited for, not the workers: one that has not woken up yet finds
     // nothing left to do when it does.
-    std::unique_lock<std::mutex> lock(mu_);
-    done_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+    const std::unique_lock<std::mutex> lock =
+        wait_until(done_, [&] { return pending_.load(std::memory_order_acquire) == 0; });
     error = error_;
   }
   if (error) std::rethrow_exception(error);
