@@ -356,8 +356,11 @@ void Broker::on_stage_error(const std::string& peer, const wire::ErrorMsg& m) {
     if (auto it = requests_.find(*m.req); it != requests_.end())
       fail(it->second, "stage " + peer + ": " + m.msg);
   }
-  // A planned stage that cannot load its layers would keep the epoch from ever serving.
-  if (m.ref == "assign" && node != nodes_.end() && !node->second.ready && planned_stage(peer)) {
+  // A planned stage that cannot load its layers would keep the epoch from ever serving. An answer
+  // to an earlier epoch's assign is not about this one (the stage may well load the new range).
+  const bool this_epoch = !m.epoch || *m.epoch == epoch_;
+  if (m.ref == "assign" && this_epoch && node != nodes_.end() && !node->second.ready &&
+      planned_stage(peer)) {
     node->second.failed = true;
     abandon_plan("stage '" + peer + "' could not load its layers (" + m.msg +
                  "): planning without it");

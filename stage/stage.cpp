@@ -225,7 +225,14 @@ void Stage::on_control(const std::string& frame) {
     if (type == "assign") {
       wire::Assign a;
       wire::decode(env, a);
-      on_assign(a);
+      try {
+        on_assign(a);
+      } catch (const Error& e) {
+        // With its epoch: the broker may have planned again meanwhile, and must not take this
+        // for an answer to its newer assign.
+        spdlog::error("stage {}: cannot serve epoch {}: {}", opt_.node_id, a.epoch, e.what());
+        send_control(wire::encode(wire::ErrorMsg{e.what(), type, std::nullopt, a.epoch}));
+      }
     } else if (type == "kv") {
       wire::KvPart p;
       wire::decode(env, p);

@@ -9,6 +9,7 @@
 
 #include "cluster.hpp"
 #include "model/generate.hpp"
+#include "net/sockets.hpp"
 #include "synth/synth.hpp"
 #include "sys/memory.hpp"
 #include "sys/process.hpp"
@@ -418,6 +419,88 @@ TEST(Rebalance, AStageThatCannotLoadItsLayersIsPlannedAround) {
   }
   for (const auto& c : stories260k_golden(shared)["cases"])
     expect_golden_tokens(cluster.broker(), c);
+}
+
+namespace {
+
+// A stage of the test's own: a control connection that registers and then says what the test
+// tells it to.
+class FakeStage {
+ public:
+  FakeStage(const std::string& broker, const std::string& id)
+      : socket_(lb::make_socket(ctx_, zmq::socket_type::dealer, size_t(1) << 20)) {
+    socket_.set(zmq::sockopt::routing_id, id);
+    socket_.connect(broker);
+    lb::wire::Register r;
+    r.node = id;
+    r.host = "test";
+    r.budget = uint64_t(1) << 30;
+    r.compute = 1;
+    r.threads = 1;
+    r.data = "tcp://127.0.0.1:9";  // never used: this stage never gets ready
+    send(lb::wire::encode(r));
+  }
+  void send(const std::string& bytes) { lb::send_frame(socket_, bytes); }
+  // The next message of `type`, skipping others (heartbeating meanwhile); throws after 30 s.
+  lb::wire::Envelope await(const std::string& type) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+      zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(100));
+      zmq::message_t msg;
+      if (!socket_.recv(msg, zmq::recv_flags::dontwait)) {
+        send(lb::wire::encode(lb::wire::Heartbeat{}));
+        continue;
+      }
+      lb::wire::Envelope env = lb::wire::Envelope::parse(msg.data(), msg.size(), {});
+      if (env.type() == type) return env;
+    }
+    throw std::runtime_error("no '" + type + "' from the broker within 30 s");
+  }
+  // This node's entry in the broker's status, asked on this connection: the broker has handled
+  // everything sent before it.
+  nlohmann::json entry(const std::string& id) {
+    send(lb::wire::encode(lb::wire::StatusQuery{}));
+    lb::wire::StatusReply r;
+    lb::wire::decode(await("status_reply"), r);
+    const nlohmann::json j = nlohmann::json::parse(r.json);
+    for (const auto& n : j["nodes"]) {
+      if (n["id"] == id) return n;
+    }
+    return {};
+  }
+
+ private:
+  zmq::context_t ctx_{1};
+  zmq::socket_t socket_;
+};
+
+}  // namespace
+
+// An `error` answering an assign names that assign's epoch. One about an earlier epoch (it
+// crossed a newer plan on the way) says nothing about the stage's new range, and must not fail it.
+TEST(Rebalance, AnAssignErrorAboutAnEarlierEpochDoesNotFailTheStage) {
+  LB_REQUIRE_SHARED(shared);
+  Cluster cluster(shared + "/models/stories260K.gguf", {{"a", "1GiB"}}, {"--auto-rebalance"});
+  cluster.wait_serving();
+  FakeStage fake(cluster.broker(), "fake");
+  lb::wire::Assign assign;
+  lb::wire::decode(fake.await("assign"), assign);
+  ASSERT_GE(assign.epoch, 2u);
+
+  fake.send(lb::wire::encode(
+      lb::wire::ErrorMsg{"stale failure", "assign", std::nullopt, assign.epoch - 1}));
+  nlohmann::json n = fake.entry("fake");
+  EXPECT_EQ(n["state"], "registered") << n.dump();
+  EXPECT_TRUE(n.contains("layers")) << n.dump();  // still planned
+
+  fake.send(
+      lb::wire::encode(lb::wire::ErrorMsg{"cannot load", "assign", std::nullopt, assign.epoch}));
+  n = fake.entry("fake");
+  EXPECT_EQ(n["state"], "failed") << n.dump();
+  EXPECT_EQ(n.value("error", ""), "cannot load");
+  cluster.wait_serving();
+  expect_golden_tokens(cluster.broker(), stories260k_golden(shared)["cases"][0]);
 }
 
 TEST(Rebalance, StagesFetchingIntoOneCacheDirectoryAtOnceAllServe) {

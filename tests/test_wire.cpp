@@ -438,7 +438,10 @@ ErrorMsg error_msg(bool with_req) {
   ErrorMsg m;
   m.msg = "bad thing";
   m.ref = "generate";
-  if (with_req) m.req = 42;
+  if (with_req) {
+    m.req = 42;
+    m.epoch = 7;
+  }
   return m;
 }
 
@@ -727,8 +730,11 @@ TEST(WireRoundTrip, StageControl) {
   EXPECT_EQ(e1.ref, "generate");
   ASSERT_TRUE(e1.req.has_value());
   EXPECT_EQ(*e1.req, 42u);
+  ASSERT_TRUE(e1.epoch.has_value());
+  EXPECT_EQ(*e1.epoch, 7u);
   const ErrorMsg e2 = round_trip(error_msg(false));
   EXPECT_FALSE(e2.req.has_value());
+  EXPECT_FALSE(e2.epoch.has_value());
 
   round_trip(Bye{});
 }

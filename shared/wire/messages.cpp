@@ -470,10 +470,11 @@ std::string encode(const Heartbeat& m) {
 }
 
 std::string encode(const ErrorMsg& m) {
-  Writer w(type_of<ErrorMsg>(), m.req ? 3 : 2);
+  Writer w(type_of<ErrorMsg>(), 2 + (m.req ? 1 : 0) + (m.epoch ? 1 : 0));
   w.str("msg", m.msg);
   w.str("ref", m.ref);
   if (m.req) w.u64("req", *m.req);
+  if (m.epoch) w.u64("epoch", *m.epoch);
   return w.take();
 }
 
@@ -894,6 +895,9 @@ void decode(const Envelope& e, ErrorMsg& out) {
   m.ref = r.str("ref");
   if (const msgpack::object* q = r.find("req"); q && q->type != msgpack::type::NIL) {
     m.req = detail::as_u64(*q, root.field("req"));
+  }
+  if (const msgpack::object* q = r.find("epoch"); q && q->type != msgpack::type::NIL) {
+    m.epoch = detail::as_u64(*q, root.field("epoch"));
   }
   out = std::move(m);
 }

@@ -183,6 +183,7 @@ struct ErrorMsg {
   std::string msg;
   std::string ref;  // the type of the message this answers
   std::optional<uint64_t> req;
+  std::optional<uint64_t> epoch = std::nullopt;  // the plan epoch of the `assign` it answers
 };
 
 struct Bye {};
