@@ -23,6 +23,8 @@ constexpr int64_t kRowsPerDecodeTask = 128;
 // task takes 20-60 us, and an 8-row step of the 1.1B model ran 3-5% faster split so; one-row
 // decode, whose tasks take a few microseconds, showed no difference.
 constexpr int64_t kTailSplit = 4;
+static_assert(kRowsPerTask % kTailSplit == 0 && kRowsPerDecodeTask % kTailSplit == 0,
+              "tail tasks are whole fractions of a task");
 
 // One job with its activations converted to the weight type's activation type.
 struct PreparedJob {
@@ -48,8 +50,8 @@ std::vector<Task> split_tasks(const std::vector<PreparedJob>& jobs, int64_t rows
   for (const PreparedJob& p : jobs) left += p.job->w.rows;
   for (const PreparedJob& p : jobs) {
     for (int64_t r0 = 0; r0 < p.job->w.rows;) {
-      const int64_t size = left > tail ? std::min(rows_per_task, left - tail)
-                                       : std::max<int64_t>(1, rows_per_task / kTailSplit);
+      const int64_t size =
+          left > tail ? std::min(rows_per_task, left - tail) : rows_per_task / kTailSplit;
       const int64_t r1 = std::min(p.job->w.rows, r0 + size);
       tasks.push_back({&p, r0, r1});
       left -= r1 - r0;
