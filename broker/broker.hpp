@@ -4,6 +4,7 @@
 // streams each token to its client as soon as it exists.
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -137,12 +138,19 @@ class Broker {
   void schedule();
   // Sends the ready chunks of at most max_requests requests as one step; returns its id.
   uint64_t send_step(size_t max_requests);
+  // Moves the ready chunks for which take(chunk) holds, with their tokens, to the ends of chunks
+  // and tokens; the others stay ready, in order.
+  void take_ready(const std::function<bool(const wire::Chunk&)>& take,
+                  std::vector<wire::Chunk>& chunks, std::vector<int32_t>& tokens);
   // Steps that may be in the chain at once: more keep stages on different machines busy at the
   // same time, fewer make bigger batches where stages share a machine's cores.
   size_t max_inflight_steps() const;
   bool start(Request& r);  // tokenizes and queues the prompt; false when it ended at once
   void finish(Request& r, const std::string& reason);
   void fail(Request& r, const std::string& message);
+  // Ends a request on the broker's side (after its client has been told): its caches on the
+  // stages, its place in the queue and any chunk of it still waiting to be sent.
+  void forget(Request& r);
   void release(uint64_t req);
   bool reply(const std::string& peer, const std::string& bytes);
   std::vector<PlanNode> plan_nodes() const;

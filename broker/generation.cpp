@@ -93,22 +93,14 @@ uint64_t Broker::send_step(size_t max_requests) {
   step.id = next_step_++;
   step.dtype = dtype_;
   // The first max_requests requests in ready order, with all their chunks (a request replayed
-  // after a move has several, which must stay in one step, in order); the rest keep their order.
+  // after a move has several, which must stay in one step, in order).
   std::set<uint64_t> taken;
-  std::vector<wire::Chunk> rest;
-  std::vector<int32_t> rest_tokens;
-  size_t token = 0;
-  for (wire::Chunk& c : ready_chunks_) {
-    if (!taken.count(c.req) && taken.size() < max_requests) taken.insert(c.req);
-    const bool take = taken.count(c.req) != 0;
-    std::vector<int32_t>& tokens = take ? step.tokens : rest_tokens;
-    tokens.insert(tokens.end(), ready_tokens_.begin() + long(token),
-                  ready_tokens_.begin() + long(token + c.n));
-    token += c.n;
-    (take ? step.seqs : rest).push_back(std::move(c));
-  }
-  ready_chunks_ = std::move(rest);
-  ready_tokens_ = std::move(rest_tokens);
+  take_ready(
+      [&](const wire::Chunk& c) {
+        if (!taken.count(c.req) && taken.size() < max_requests) taken.insert(c.req);
+        return taken.count(c.req) != 0;
+      },
+      step.seqs, step.tokens);
   for (const wire::Chunk& c : step.seqs) {
     Request& r = requests_.at(c.req);
     r.in_flight = true;
@@ -123,6 +115,23 @@ uint64_t Broker::send_step(size_t max_requests) {
   spdlog::debug("broker: step {} out: {} request(s), {} row(s); {} step(s) in flight", step.id,
                 taken.size(), step.tokens.size(), step_sent_at_.size());
   return step.id;
+}
+
+void Broker::take_ready(const std::function<bool(const wire::Chunk&)>& take,
+                        std::vector<wire::Chunk>& chunks, std::vector<int32_t>& tokens) {
+  std::vector<wire::Chunk> rest;
+  std::vector<int32_t> rest_tokens;
+  size_t token = 0;
+  for (wire::Chunk& c : ready_chunks_) {
+    const bool taken = take(c);
+    std::vector<int32_t>& to = taken ? tokens : rest_tokens;
+    to.insert(to.end(), ready_tokens_.begin() + long(token),
+              ready_tokens_.begin() + long(token + c.n));
+    token += c.n;
+    (taken ? chunks : rest).push_back(std::move(c));
+  }
+  ready_chunks_ = std::move(rest);
+  ready_tokens_ = std::move(rest_tokens);
 }
 
 size_t Broker::max_inflight_steps() const {
@@ -235,17 +244,24 @@ void Broker::finish(Request& r, const std::string& reason) {
   d.decode_s = r.generated.size() > 1 ? seconds(r.last_token - r.first_token) : 0;
   d.decode_steps = r.decode_steps;
   reply(r.client, wire::encode(d));
-  if (r.active) release(r.id);
-  waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), r.id), waiting_.end());
-  requests_.erase(r.id);
+  forget(r);
 }
 
 void Broker::fail(Request& r, const std::string& message) {
   spdlog::error("broker: request {} failed: {}", r.id, message);
   wire::ErrorMsg e{message, "generate", r.id};
   reply(r.client, wire::encode(e));
+  forget(r);
+}
+
+void Broker::forget(Request& r) {
   if (r.active) release(r.id);
   waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), r.id), waiting_.end());
+  // A request cancelled while its next chunk waits for room in the chain (not in flight, so it
+  // ends at once): the chunk must not go out for a request that no longer exists.
+  std::vector<wire::Chunk> dropped;
+  std::vector<int32_t> dropped_tokens;
+  take_ready([&](const wire::Chunk& c) { return c.req == r.id; }, dropped, dropped_tokens);
   requests_.erase(r.id);
 }
 

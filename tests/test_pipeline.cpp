@@ -266,6 +266,72 @@ TEST(Pipeline, StepsInFlightCarryEvenSharesOfTheRequests) {
       << "a step carried more than an even share of the requests";
 }
 
+TEST(Pipeline, CancelledAndAbandonedRequestsFreeTheirCachesWhileOthersGoOn) {
+  // One request generates throughout. Others start beside it and are cancelled as soon as they
+  // are accepted: the broker keeps one step in the chain here, so a newcomer's prompt usually
+  // waits for the running request's step to come back, and is cancelled while it waits. One more
+  // is abandoned (its client goes away mid-generation). The broker keeps serving, the running
+  // request gets its one-process tokens, and every stage frees every cache.
+  lbtest::TempDir dir("pipeline-cancel");
+  const std::string model = dir.file("cancel.gguf");
+  lb::write_synthetic_model(lb::synth_spec("llama", 1024, 8, 8, 8, 2816, 1024, lb::GgmlType::Q8_0),
+                            model);
+  const int threads = int(online_cores() / 2 + 1);
+  Cluster cluster(model, {{"s1", "1GiB", true, threads}, {"s2", "2GiB", true, threads}});
+  EXPECT_EQ(cluster.wait_serving()["steps"]["max_inflight"].get<int>(), 1);
+  auto running = std::async(std::launch::async, [&] {
+    return lbtest::generate_remote(cluster.broker(), greedy("a b", 96));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+
+  const auto next_of_type = [&](lb::BrokerClient& c, const std::string& type) {
+    for (;;) {
+      std::optional<lb::wire::Envelope> env;
+      try {
+        env = c.receive(std::chrono::seconds(30));
+      } catch (const lb::Error& e) {
+        throw std::runtime_error(std::string(e.what()) + "; broker log:\n" + cluster.log("broker"));
+      }
+      if (env->type() == type) return *env;
+      if (env->type() == "error" || env->type() == "done")
+        throw std::runtime_error("got '" + env->type() + "' while waiting for '" + type + "'");
+    }
+  };
+  for (int i = 0; i < 6; ++i) {
+    lb::BrokerClient c(cluster.broker());
+    c.send(lb::wire::encode(greedy("c d " + std::to_string(i), 64)));
+    lb::wire::Accepted accepted;
+    lb::wire::decode(next_of_type(c, "accepted"), accepted);
+    c.send(lb::wire::encode(lb::wire::Cancel{accepted.req}));
+    lb::wire::Done done;
+    lb::wire::decode(next_of_type(c, "done"), done);
+    EXPECT_EQ(done.reason, "cancelled") << "request " << accepted.req;
+    ASSERT_TRUE(lb::process_alive(cluster.broker_pid())) << cluster.log("broker");
+  }
+  {
+    lb::BrokerClient abandoned(cluster.broker());
+    abandoned.send(lb::wire::encode(greedy("e f", 200)));
+    next_of_type(abandoned, "token");
+  }
+
+  EXPECT_EQ(running.get().tokens, local_greedy(model, "a b", 96));
+  ASSERT_TRUE(lb::process_alive(cluster.broker_pid())) << cluster.log("broker");
+  // Heartbeats carry the stages' cache bytes: wait for every request to end and every cache to go.
+  nlohmann::json s;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  const auto freed = [&] {
+    s = cluster.status();
+    bool zero = s["requests"].empty();
+    for (const auto& n : s["nodes"]) zero = zero && n["kv"].get<uint64_t>() == 0;
+    return zero;
+  };
+  while (!freed() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_TRUE(freed()) << s.dump();
+  EXPECT_NE(cluster.log("broker").find("is gone: cancelling"), std::string::npos)
+      << "the abandoned request was not noticed";
+}
+
 TEST(Pipeline, SeededSamplingEqualsOneProcess) {
   LB_REQUIRE_SHARED(shared);
   const std::string model = shared + "/models/TinyStories-656K-Q8_0.gguf";
