@@ -53,6 +53,21 @@ long online_cores() {
   return std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN));
 }
 
+// A synthetic model whose steps take a few milliseconds here, written into dir.
+std::string model_of_slow_steps(const lbtest::TempDir& dir) {
+  const std::string model = dir.file("slow-steps.gguf");
+  lb::write_synthetic_model(lb::synth_spec("llama", 1024, 8, 8, 8, 2816, 1024, lb::GgmlType::Q8_0),
+                            model);
+  return model;
+}
+
+// Two stages whose threads together outnumber this machine's cores: the broker keeps one step in
+// the chain, and requests that arrive meanwhile wait for it to come back.
+std::vector<StageSpec> core_sharing_stages() {
+  const int threads = int(online_cores() / 2 + 1);
+  return {{"s1", "1GiB", true, threads}, {"s2", "2GiB", true, threads}};
+}
+
 lb::wire::Generate greedy(const std::string& prompt, uint32_t n) {
   lb::wire::Generate g;
   g.prompt = prompt;
@@ -197,11 +212,8 @@ TEST(Pipeline, RequestsStartedApartShareStepsWhenStagesShareAMachine) {
   // request that arrives meanwhile joins the next one, so the head stage runs about one batch per
   // token position, not one per token.
   lbtest::TempDir dir("pipeline-share");
-  const std::string model = dir.file("share.gguf");
-  lb::write_synthetic_model(lb::synth_spec("llama", 1024, 8, 8, 8, 2816, 1024, lb::GgmlType::Q8_0),
-                            model);
-  const int threads = int(online_cores() / 2 + 1);
-  Cluster cluster(model, {{"s1", "1GiB", true, threads}, {"s2", "2GiB", true, threads}});
+  const std::string model = model_of_slow_steps(dir);
+  Cluster cluster(model, core_sharing_stages());
   EXPECT_EQ(cluster.wait_serving()["steps"]["max_inflight"].get<int>(), 1);
   const std::vector<std::string> prompts = {"a b", "c d", "e f", "g h"};
   std::vector<std::future<lbtest::RemoteResult>> futures;
@@ -273,11 +285,8 @@ TEST(Pipeline, CancelledAndAbandonedRequestsFreeTheirCachesWhileOthersGoOn) {
   // is abandoned (its client goes away mid-generation). The broker keeps serving, the running
   // request gets its one-process tokens, and every stage frees every cache.
   lbtest::TempDir dir("pipeline-cancel");
-  const std::string model = dir.file("cancel.gguf");
-  lb::write_synthetic_model(lb::synth_spec("llama", 1024, 8, 8, 8, 2816, 1024, lb::GgmlType::Q8_0),
-                            model);
-  const int threads = int(online_cores() / 2 + 1);
-  Cluster cluster(model, {{"s1", "1GiB", true, threads}, {"s2", "2GiB", true, threads}});
+  const std::string model = model_of_slow_steps(dir);
+  Cluster cluster(model, core_sharing_stages());
   EXPECT_EQ(cluster.wait_serving()["steps"]["max_inflight"].get<int>(), 1);
   auto running = std::async(std::launch::async, [&] {
     return lbtest::generate_remote(cluster.broker(), greedy("a b", 96));
