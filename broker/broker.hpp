@@ -109,6 +109,8 @@ class Broker {
   void on_stage_error(const std::string& peer, const wire::ErrorMsg& m);
   void on_generate(const std::string& peer, const wire::Generate& m);
   void on_cancel(const std::string& peer, const wire::Cancel& m);
+  // Ends a request now, or when the step in the chain that holds it comes back.
+  void cancel(Request& r);
   std::string status_json() const;
   std::string plan_json(const wire::PlanQuery& q) const;
   std::string current_plan_json() const;

@@ -57,8 +57,14 @@ void Broker::on_cancel(const std::string& peer, const wire::Cancel& m) {
   auto it = requests_.find(m.req);
   if (it == requests_.end() || it->second.client != peer)
     throw Error("no request " + std::to_string(m.req) + " of yours");
-  it->second.cancelled = true;
-  if (!it->second.in_flight) finish(it->second, "cancelled");
+  cancel(it->second);
+}
+
+void Broker::cancel(Request& r) {
+  r.cancelled = true;
+  // A step in the chain holds it: it ends when that step comes back, so no stage gets a step
+  // for a request whose caches it was already told to free.
+  if (!r.in_flight) finish(r, "cancelled");
 }
 
 void Broker::schedule() {
@@ -180,6 +186,14 @@ void Broker::on_result(const std::string& frame) {
     step_sent_at_.erase(it);
   }
   const ServedModel& sm = model();
+  // The tokens go to their clients once the next step has left: the chain waits for that step,
+  // a client only reads, and the broker's one ZeroMQ thread sends in order.
+  struct TokenReply {
+    uint64_t req;
+    std::string msg;
+    std::string end;  // why the request ends with this token; empty when it goes on
+  };
+  std::vector<TokenReply> replies;
   for (const wire::Sampled& s : res.out) {
     auto it = requests_.find(s.req);
     if (it == requests_.end()) {
@@ -209,21 +223,30 @@ void Broker::on_result(const std::string& frame) {
     bool stopped = false;
     const std::string text = r.text->push(s.token, stopped);
     r.text_so_far += text;
-    if (!reply(r.client, wire::encode(wire::TokenMsg{r.id, s.token, s.lp, text}))) {
-      spdlog::info("broker: client of request {} is gone: cancelling", r.id);
-      finish(r, "cancelled");
-      continue;
-    }
+    TokenReply t{r.id, wire::encode(wire::TokenMsg{r.id, s.token, s.lp, text}), ""};
     if (stopped)
-      finish(r, "stop");
+      t.end = "stop";
     else if (sm.tokenizer->is_end_of_generation(s.token))
-      finish(r, "eos");
+      t.end = "eos";
     else if (r.generated.size() >= r.params.n)
-      finish(r, "length");
+      t.end = "length";
     else {
       const int64_t pos = int64_t(r.prompt.size() + r.generated.size()) - 1;
       ready_chunks_.push_back(make_chunk(r, pos, 1));
       ready_tokens_.push_back(s.token);
+    }
+    replies.push_back(std::move(t));
+  }
+  schedule();
+  for (TokenReply& t : replies) {
+    auto it = requests_.find(t.req);
+    if (it == requests_.end()) continue;
+    Request& r = it->second;
+    if (!reply(r.client, t.msg)) {
+      spdlog::info("broker: client of request {} is gone: cancelling", r.id);
+      cancel(r);
+    } else if (!t.end.empty()) {
+      finish(r, t.end);
     }
   }
 }
