@@ -186,14 +186,9 @@ void Broker::on_result(const std::string& frame) {
     step_sent_at_.erase(it);
   }
   const ServedModel& sm = model();
-  // The tokens go to their clients once the next step has left: the chain waits for that step,
-  // a client only reads, and the broker's one ZeroMQ thread sends in order.
-  struct TokenReply {
-    uint64_t req;
-    std::string msg;
-    std::string end;  // why the request ends with this token; empty when it goes on
-  };
-  std::vector<TokenReply> replies;
+  // The tokens of requests that go on reach their clients once the next step has left: the chain
+  // waits for that step, a client only reads, and the broker's one ZeroMQ thread sends in order.
+  std::vector<std::pair<uint64_t, std::string>> replies;  // request, token message
   for (const wire::Sampled& s : res.out) {
     auto it = requests_.find(s.req);
     if (it == requests_.end()) {
@@ -223,30 +218,31 @@ void Broker::on_result(const std::string& frame) {
     bool stopped = false;
     const std::string text = r.text->push(s.token, stopped);
     r.text_so_far += text;
-    TokenReply t{r.id, wire::encode(wire::TokenMsg{r.id, s.token, s.lp, text}), ""};
-    if (stopped)
-      t.end = "stop";
-    else if (sm.tokenizer->is_end_of_generation(s.token))
-      t.end = "eos";
-    else if (r.generated.size() >= r.params.n)
-      t.end = "length";
-    else {
-      const int64_t pos = int64_t(r.prompt.size() + r.generated.size()) - 1;
-      ready_chunks_.push_back(make_chunk(r, pos, 1));
-      ready_tokens_.push_back(s.token);
+    std::string msg = wire::encode(wire::TokenMsg{r.id, s.token, s.lp, text});
+    const char* end = stopped                                       ? "stop"
+                      : sm.tokenizer->is_end_of_generation(s.token) ? "eos"
+                      : r.generated.size() >= r.params.n            ? "length"
+                                                                    : nullptr;
+    if (end) {
+      // Ends now, before the next step is made up, so a waiting request can take its place.
+      if (!reply(r.client, msg)) {
+        spdlog::info("broker: client of request {} is gone", r.id);
+        end = "cancelled";
+      }
+      finish(r, end);
+      continue;
     }
-    replies.push_back(std::move(t));
+    const int64_t pos = int64_t(r.prompt.size() + r.generated.size()) - 1;
+    ready_chunks_.push_back(make_chunk(r, pos, 1));
+    ready_tokens_.push_back(s.token);
+    replies.emplace_back(r.id, std::move(msg));
   }
   schedule();
-  for (TokenReply& t : replies) {
-    auto it = requests_.find(t.req);
-    if (it == requests_.end()) continue;
-    Request& r = it->second;
-    if (!reply(r.client, t.msg)) {
-      spdlog::info("broker: client of request {} is gone: cancelling", r.id);
-      cancel(r);
-    } else if (!t.end.empty()) {
-      finish(r, t.end);
+  for (const auto& [req, msg] : replies) {
+    auto it = requests_.find(req);
+    if (it != requests_.end() && !reply(it->second.client, msg)) {
+      spdlog::info("broker: client of request {} is gone: cancelling", req);
+      cancel(it->second);
     }
   }
 }
