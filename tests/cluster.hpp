@@ -107,7 +107,15 @@ class Cluster {
   nlohmann::json status() {
     lb::BrokerClient c(broker_);
     lb::wire::StatusReply r;
-    lb::wire::decode(c.ask(lb::wire::encode(lb::wire::StatusQuery{}), std::chrono::seconds(20)), r);
+    try {
+      lb::wire::decode(c.ask(lb::wire::encode(lb::wire::StatusQuery{}), std::chrono::seconds(20)),
+                       r);
+    } catch (const lb::Error& e) {
+      // A broker that stopped answering usually says why at the end of its log.
+      const std::string log = this->log("broker");
+      throw std::runtime_error(std::string(e.what()) + "; the broker log ends:\n" +
+                               log.substr(log.size() > 3000 ? log.size() - 3000 : 0));
+    }
     return nlohmann::json::parse(r.json);
   }
 

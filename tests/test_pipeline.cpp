@@ -1,9 +1,11 @@
 // The pipeline with real processes on 127.0.0.1: the same tokens as one process (and as
 // llama.cpp), the layer split by memory ratio, stage memory holding only its own layers,
-// concurrent clients, and bad input that is rejected while the processes keep serving.
+// concurrent clients, requests cancelled, abandoned or cut off by a lost stage, and bad input
+// that is rejected while the processes keep serving.
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <future>
 
@@ -339,6 +341,39 @@ TEST(Pipeline, CancelledAndAbandonedRequestsFreeTheirCachesWhileOthersGoOn) {
   EXPECT_TRUE(freed()) << s.dump();
   EXPECT_NE(cluster.log("broker").find("is gone: cancelling"), std::string::npos)
       << "the abandoned request was not noticed";
+}
+
+TEST(Pipeline, AStageLostMidRequestFailsItsRequestsAndTheClusterServesAgainWithANewOne) {
+  // A stage dies while one request's step is in the chain and a second request's prompt waits
+  // for that step to come back. Both fail with an error naming the lost stage; the broker keeps
+  // running, plans again once a new stage registers, and serves a third request exactly.
+  lbtest::TempDir dir("pipeline-lost");
+  const std::string model = model_of_slow_steps(dir);
+  std::vector<StageSpec> stages = core_sharing_stages();
+  Cluster cluster(model, stages, {"--node-timeout-ms", "1500"});
+  EXPECT_EQ(cluster.wait_serving()["steps"]["max_inflight"].get<int>(), 1);
+  const auto error_of = [&](const std::string& prompt) {
+    try {
+      lbtest::generate_remote(cluster.broker(), greedy(prompt, 400));
+      return std::string("no error");
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+  };
+  auto running = std::async(std::launch::async, error_of, "a b");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_EQ(::kill(cluster.stage_pid("s2"), SIGKILL), 0);
+  auto waiting = std::async(std::launch::async, error_of, "c d");
+  EXPECT_NE(running.get().find("'s2' was lost"), std::string::npos);
+  EXPECT_NE(waiting.get().find("'s2' was lost"), std::string::npos);
+
+  StageSpec replacement = stages[1];
+  replacement.id = "s3";
+  cluster.add_stage(replacement);
+  cluster.wait_serving();
+  EXPECT_EQ(lbtest::generate_remote(cluster.broker(), greedy("e f", 24)).tokens,
+            local_greedy(model, "e f", 24));
+  EXPECT_TRUE(lb::process_alive(cluster.broker_pid())) << cluster.log("broker");
 }
 
 TEST(Pipeline, SeededSamplingEqualsOneProcess) {
