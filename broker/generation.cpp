@@ -276,8 +276,8 @@ void Broker::fail(Request& r, const std::string& message) {
 void Broker::forget(Request& r) {
   if (r.active) release(r.id);
   waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), r.id), waiting_.end());
-  // A request cancelled while its next chunk waits for room in the chain (not in flight, so it
-  // ends at once): the chunk must not go out for a request that no longer exists.
+  // A request can end while a chunk of it waits for room in the chain (cancelled then, or failed
+  // with an abandoned plan): the chunk must not go out for a request that no longer exists.
   std::vector<wire::Chunk> dropped;
   std::vector<int32_t> dropped_tokens;
   take_ready([&](const wire::Chunk& c) { return c.req == r.id; }, dropped, dropped_tokens);

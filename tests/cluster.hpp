@@ -111,12 +111,15 @@ class Cluster {
       lb::wire::decode(c.ask(lb::wire::encode(lb::wire::StatusQuery{}), std::chrono::seconds(20)),
                        r);
     } catch (const lb::Error& e) {
-      // A broker that stopped answering usually says why at the end of its log.
-      const std::string log = this->log("broker");
-      throw std::runtime_error(std::string(e.what()) + "; the broker log ends:\n" +
-                               log.substr(log.size() > 3000 ? log.size() - 3000 : 0));
+      throw std::runtime_error(std::string(e.what()) + broker_log_end());
     }
     return nlohmann::json::parse(r.json);
+  }
+
+  // For errors about a broker that stopped answering: it usually says why at the end of its log.
+  std::string broker_log_end() const {
+    const std::string log = this->log("broker");
+    return "; the broker log ends:\n" + log.substr(log.size() > 3000 ? log.size() - 3000 : 0);
   }
 
   // Waits until every stage holds its layers; throws with the logs when that does not happen.

@@ -301,7 +301,7 @@ TEST(Pipeline, CancelledAndAbandonedRequestsFreeTheirCachesWhileOthersGoOn) {
       try {
         env = c.receive(std::chrono::seconds(30));
       } catch (const lb::Error& e) {
-        throw std::runtime_error(std::string(e.what()) + "; broker log:\n" + cluster.log("broker"));
+        throw std::runtime_error(std::string(e.what()) + cluster.broker_log_end());
       }
       if (env->type() == type) return *env;
       if (env->type() == "error" || env->type() == "done")
