@@ -4,8 +4,10 @@
 //
 // The read bandwidth of a machine shared with others swings by 2x within minutes, so it is
 // measured paired with decode: after each decode token the same threads scan as many bytes as the
-// token read (memchr over a buffer much larger than the caches); the roofline fraction is the
-// scans' total time over the tokens' total time.
+// token read (memchr over a buffer much larger than the caches). Each pair gives a roofline
+// fraction (scan time / token time); the table shows the median over every pair of every round,
+// which a burst of other load (hitting one side of a pair) moves least, and the decode and read
+// figures as the medians of their own times.
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -52,14 +54,27 @@ constexpr int kRounds = 3;
 constexpr int kBatchSizes[] = {1, 2, 4, 8};
 constexpr int kMaxBatch = 8;
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
 struct Row {
   std::string type;
-  double weight_gb, prompt_tps, decode_tps;
-  double read_gbps;  // measured paired with the decode tokens
+  double weight_gb = 0;
+  std::vector<double> prompt_tps;        // per round
+  std::vector<double> decode_s, scan_s;  // per decode token of every round, paired
   double batch_step_ms[std::size(kBatchSizes)];
 
-  // The fraction of the roofline: scan time / decode time for the same bytes.
-  double roofline() const { return decode_tps * weight_gb * 1e9 / read_gbps; }
+  double decode_tps() const { return 1.0 / median(decode_s); }
+  double read_gbps() const { return weight_gb / median(scan_s); }
+  // The fraction of the roofline: the median pair's scan time / decode time for the same bytes.
+  double roofline() const {
+    std::vector<double> f;
+    for (size_t i = 0; i < decode_s.size(); ++i) f.push_back(scan_s[i] / decode_s[i]);
+    return median(f);
+  }
 };
 
 // Milliseconds per decode step with `rows` single-token rows of different sequences, best of a
@@ -124,27 +139,25 @@ Row measure(const std::string& type, lb::WeightLayout layout, lb::ThreadPool& po
   lb::StepOutput out;
   runner.step(prompt, out);  // warm-up: caches, page faults
   runner.kv().clear();
+  Row row;
+  row.type = layout == lb::WeightLayout::File ? type + " as filed" : type;
+  row.weight_gb = per_token / 1e9;
   auto t0 = Clock::now();
   runner.step(prompt, out);
-  const double prompt_tps = 128.0 / secs(t0);
+  row.prompt_tps.push_back(128.0 / secs(t0));
 
   const int n_decode = 48;
   lb::StepInput step{{1}, {128}, {1}, {}, {1}, {}};
-  double decode_s = 0;
-  double scan_s = 0;
   size_t offset = 0;
   for (int i = 0; i < n_decode; ++i) {
     step.pos[0] = 128 + i;
     step.tokens[0] = int32_t((i * 31 + 7) % hp.n_vocab);
     t0 = Clock::now();
     runner.step(step, out);
-    decode_s += secs(t0);
-    scan_s += scan(pool, buf, offset, size_t(per_token));
+    row.decode_s.push_back(secs(t0));
+    row.scan_s.push_back(scan(pool, buf, offset, size_t(per_token)));
   }
 
-  const std::string label = layout == lb::WeightLayout::File ? type + " as filed" : type;
-  Row row{label, per_token / 1e9, prompt_tps, n_decode / decode_s, n_decode * per_token / scan_s,
-          {}};
   runner.kv().clear();
   lb::StepInput prompts;
   for (int s = 0; s < kMaxBatch; ++s) {
@@ -174,9 +187,8 @@ int main() {
                                                             {"q4_0", lb::WeightLayout::File},
                                                             {"q4_k", lb::WeightLayout::Fastest},
                                                             {"q4_k", lb::WeightLayout::File}};
-  // Rounds over all the cases, keeping each figure's best (the roofline fraction and the decode
-  // speed from the same round): a burst of load from elsewhere on a shared machine then slows one
-  // round, not one case.
+  // Rounds over all the cases, pooling each case's decode tokens and keeping its batched steps'
+  // best: a burst of load from elsewhere on a shared machine then slows one round, not one case.
   const std::vector<uint8_t> buf(size_t(1) << 30, 1);
   std::vector<Row> rows;
   for (int round = 0; round < kRounds; ++round) {
@@ -186,27 +198,25 @@ int main() {
         rows.push_back(r);
         continue;
       }
-      Row& best = rows[c];
-      best.prompt_tps = std::max(best.prompt_tps, r.prompt_tps);
-      if (r.roofline() > best.roofline()) {
-        best.decode_tps = r.decode_tps;
-        best.read_gbps = r.read_gbps;
-      }
+      Row& all = rows[c];
+      all.prompt_tps.insert(all.prompt_tps.end(), r.prompt_tps.begin(), r.prompt_tps.end());
+      all.decode_s.insert(all.decode_s.end(), r.decode_s.begin(), r.decode_s.end());
+      all.scan_s.insert(all.scan_s.end(), r.scan_s.begin(), r.scan_s.end());
       for (size_t i = 0; i < std::size(kBatchSizes); ++i) {
-        best.batch_step_ms[i] = std::min(best.batch_step_ms[i], r.batch_step_ms[i]);
+        all.batch_step_ms[i] = std::min(all.batch_step_ms[i], r.batch_step_ms[i]);
       }
     }
   }
   std::printf(
-      "2 threads; best of %d rounds. Read bandwidth: memchr over as many bytes as each decode\n"
-      "token read, right after it, on the same threads (the round with the best roofline "
-      "fraction)\n\n",
+      "2 threads; %d rounds. Read bandwidth: memchr over as many bytes as each decode token\n"
+      "read, right after it, on the same threads. Medians: prompt over the rounds; decode and\n"
+      "read over every token; %% roofline over every (token, scan) pair\n\n",
       kRounds);
   std::printf("%-14s %9s %13s %13s %14s %15s %11s\n", "type", "GB/token", "prompt tok/s",
               "decode tok/s", "read GB/s", "roofline tok/s", "% roofline");
   for (const Row& r : rows) {
     std::printf("%-14s %9.3f %13.1f %13.2f %14.1f %15.2f %10.1f%%\n", r.type.c_str(), r.weight_gb,
-                r.prompt_tps, r.decode_tps, r.read_gbps / 1e9, r.read_gbps / 1e9 / r.weight_gb,
+                median(r.prompt_tps), r.decode_tps(), r.read_gbps(), r.read_gbps() / r.weight_gb,
                 100.0 * r.roofline());
   }
   std::printf(
