@@ -21,38 +21,42 @@ inline float tree8(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehl_ps(q, q)));
 }
 
-// 128 bytes of X8 nibbles: lo[c] and hi[c] hold, per lane, quants 4c..4c+3 and 16+4c..16+4c+3.
+// 128 bytes of X8 nibbles in 512-bit registers: lo[h] and hi[h] hold the low and high nibbles of
+// chunks 2h and 2h + 1 (64 consecutive bytes) side by side, so lane k + 8 holds the four bytes of
+// block k that follow lane k's. One 512-bit vpdpbusd does the work of two 256-bit ones, in the
+// same time on a core with full-width AVX-512 (AMD Zen 5), so in L2, paired against the 256-bit
+// kernels: eight activation rows 1.44x (Q4_0) and 1.2x (Q4_K) as fast, one row 1.3x and 1.19x.
 struct Nibbles {
-  __m256i lo[4], hi[4];
+  __m512i lo[2], hi[2];
 };
 
 __attribute__((always_inline)) inline void unpack_nibbles(const uint8_t* qs, Nibbles* q) {
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
-#pragma GCC unroll 4
-  for (int c = 0; c < 4; ++c) {
-    __m256i b = load256(qs + 32 * c);
+  const __m512i m4 = _mm512_set1_epi8(0x0f);
+#pragma GCC unroll 2
+  for (int h = 0; h < 2; ++h) {
+    __m512i b = _mm512_loadu_si512(qs + 64 * h);
     // Keeps the quants in a register: GCC otherwise folds the load into both the and and the
-    // shift, reading every 32 bytes twice (in L2, 6% of the eight-row kernel's speed and 10% of
-    // the one-row kernel's).
+    // shift, reading every 64 bytes twice.
     asm("" : "+v"(b));
-    q->lo[c] = _mm256_and_si256(b, m4);
-    q->hi[c] = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+    q->lo[h] = _mm512_and_si512(b, m4);
+    q->hi[h] = _mm512_and_si512(_mm512_srli_epi16(b, 4), m4);
   }
 }
 
 // start + the exact dot of each lane's 32 unsigned nibbles with its 32 signed activation quants
-// (lo, hi: 128 bytes each, the X8 layout). The low and the high halves sum in two chains, so four
-// vpdpbusd (not eight) wait on each other.
+// (lo, hi: 128 bytes each, the X8 layout): the two halves of the 512-bit sums are added, which is
+// exact (integers), so every lane's dot is the one a 256-bit lane would have made.
 __attribute__((always_inline)) inline __m256i lane_dots(const Nibbles& q, const int8_t* lo,
                                                         const int8_t* hi, __m256i start) {
-  __m256i s0 = start;
-  __m256i s1 = _mm256_setzero_si256();
-#pragma GCC unroll 4
-  for (int c = 0; c < 4; ++c) {
-    s0 = _mm256_dpbusd_epi32(s0, q.lo[c], load256(lo + 32 * c));
-    s1 = _mm256_dpbusd_epi32(s1, q.hi[c], load256(hi + 32 * c));
+  __m512i s0 = _mm512_zextsi256_si512(start);
+  __m512i s1 = _mm512_setzero_si512();
+#pragma GCC unroll 2
+  for (int h = 0; h < 2; ++h) {
+    s0 = _mm512_dpbusd_epi32(s0, q.lo[h], _mm512_loadu_si512(lo + 64 * h));
+    s1 = _mm512_dpbusd_epi32(s1, q.hi[h], _mm512_loadu_si512(hi + 64 * h));
   }
-  return _mm256_add_epi32(s0, s1);
+  const __m512i s = _mm512_add_epi32(s0, s1);
+  return _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
 }
 
 // The AVX-512 activation quantizers' common step: eight 32-quant blocks (q[k][0]: block k's quants
