@@ -105,9 +105,10 @@ void matmul(ThreadPool& pool, const std::vector<MatmulJob>& jobs, int64_t n_tok,
     if (it == converted.end()) {
       converted.push_back({job.x, k.act_type, job.w.cols, AlignedVector<uint8_t>(act_row * n_tok)});
       it = converted.end() - 1;
-      for (int64_t t = 0; t < n_tok; ++t) {
-        k.act_from_float(job.x + t * job.w.cols, it->bytes.data() + t * act_row, job.w.cols);
-      }
+      uint8_t* bytes = it->bytes.data();
+      pool.run(n_tok, [&](int64_t t) {
+        k.act_from_float(job.x + t * job.w.cols, bytes + t * act_row, job.w.cols);
+      });
     }
     prepared.push_back({&job, &k, it->bytes.data(), act_row, row_bytes(job.w.type, job.w.cols)});
   }

@@ -160,13 +160,14 @@ void RangeRunner::step(const StepInput& in, StepOutput& out) {
     const LayerWeights& L = w_.layer(il);
     const int64_t layer = il - w_.begin();
 
-    for (int64_t i = 0; i < n; ++i)
+    pool_.run(n, [&](int64_t i) {
       rms_norm(&x[size_t(i * dim)], L.attn_norm, &xn[size_t(i * dim)], dim, hp.rms_eps);
+    });
     matmul(pool_,
            {{L.wq, xn.data(), q.data()}, {L.wk, xn.data(), k.data()}, {L.wv, xn.data(), v.data()}},
            n, chunk_rows.data());
 
-    for (int64_t i = 0; i < n; ++i) {
+    pool_.run(n, [&](int64_t i) {
       float* qi = &q[size_t(i * hp.q_dim())];
       float* ki = &k[size_t(i * hp.kv_dim())];
       float* vi = &v[size_t(i * hp.kv_dim())];
@@ -194,18 +195,22 @@ void RangeRunner::step(const StepInput& in, StepOutput& out) {
         kc[d] = fp32_to_fp16(ki[d]);
         vc[d] = fp32_to_fp16(vi[d]);
       }
-    }
+    });
 
     attention(il, in, q.data(), att.data());
     matmul(pool_, L.wo, att.data(), proj.data(), n, chunk_rows.data());
     add_inplace(x.data(), proj.data(), n * dim);
 
-    for (int64_t i = 0; i < n; ++i)
+    pool_.run(n, [&](int64_t i) {
       rms_norm(&x[size_t(i * dim)], L.ffn_norm, &xn[size_t(i * dim)], dim, hp.rms_eps);
+    });
     const int64_t* ffn_rows = il == hp.n_layers - 1 ? out_rows.data() : chunk_rows.data();
     matmul(pool_, {{L.w_gate, xn.data(), gate.data()}, {L.w_up, xn.data(), up.data()}}, n,
            ffn_rows);
-    swiglu_rows(gate.data(), up.data(), act.data(), n, hp.ffn);
+    pool_.run(n, [&](int64_t i) {
+      const size_t off = size_t(i * hp.ffn);
+      swiglu_rows(&gate[off], &up[off], &act[off], 1, hp.ffn);
+    });
     matmul(pool_, L.w_down, act.data(), proj.data(), n, ffn_rows);
     add_inplace(x.data(), proj.data(), n * dim);
   }
