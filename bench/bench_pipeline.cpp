@@ -11,6 +11,7 @@
 // Arguments (any of `single`, `streams`, `hops`) run only those sections; none runs all.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -95,32 +96,39 @@ int main(int argc, char** argv) try {
   const uint32_t n = 48;
 
   if (wanted("single")) {
-    // The clusters stay up together (idle stages sleep) and each round runs `layerbus run` and then
-    // every cluster. A round's ratios compare runs a few seconds apart; their median over the
-    // rounds is what a burst of other load on the machine moves least. Best-of figures alongside.
-    const int rounds = 7;
+    // The clusters stay up together (idle stages sleep). `layerbus run` runs before the first round
+    // and after every round, and each cluster's round figure is taken against the geometric mean of
+    // the two runs around it, so a drift of the machine's speed over a round cancels; the rounds
+    // take the clusters in alternating order. The median over the rounds is what a burst of other
+    // load moves least. Best-of figures alongside.
+    const int rounds = 11;
     const int stage_counts[] = {1, 2, 3};
     std::vector<std::unique_ptr<lbbench::Cluster>> clusters;
     for (int stages : stage_counts) {
       clusters.push_back(start(model, stages, 8));
       generate(clusters.back()->broker, "warm up", 4);
     }
-    double base = 0;
+    double run_before = run_tps(model, n);
+    double base = run_before;
     std::vector<double> best(clusters.size(), 0.0);
     std::vector<std::vector<double>> ratios(clusters.size());
     for (int round = 0; round < rounds; ++round) {
-      const double run = run_tps(model, n);
-      base = std::max(base, run);
-      for (size_t c = 0; c < clusters.size(); ++c) {
+      std::vector<double> tps(clusters.size());
+      for (size_t i = 0; i < clusters.size(); ++i) {
+        const size_t c = round % 2 ? clusters.size() - 1 - i : i;
         const Stream s = generate(clusters[c]->broker, "Once upon a time", n);
-        const double tps = s.decode_steps / s.decode_s;
-        best[c] = std::max(best[c], tps);
-        ratios[c].push_back(tps / run);
+        tps[c] = s.decode_steps / s.decode_s;
+        best[c] = std::max(best[c], tps[c]);
       }
+      const double run_after = run_tps(model, n);
+      base = std::max(base, run_after);
+      for (size_t c = 0; c < clusters.size(); ++c)
+        ratios[c].push_back(tps[c] / std::sqrt(run_before * run_after));
+      run_before = run_after;
     }
     std::printf(
-        "single stream, synthetic 1.1B Q4_0, %u tokens, 2 threads per process, %d interleaved "
-        "rounds\n%-22s %14s %18s %12s\n%-22s %14.2f %18s %12s\n",
+        "single stream, synthetic 1.1B Q4_0, %u tokens, 2 threads per process, %d rounds, each\n"
+        "between two `layerbus run`s\n%-22s %14s %18s %12s\n%-22s %14.2f %18s %12s\n",
         n, rounds, "", "best tokens/s", "median round ratio", "best ratio", "layerbus run", base,
         "1.000", "1.000");
     for (size_t c = 0; c < clusters.size(); ++c) {
