@@ -2,8 +2,6 @@
 
 #include <cmath>
 
-#include "quant/silu.hpp"
-
 namespace lb {
 
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
@@ -39,16 +37,6 @@ void rope_rotate(float* x, const float* cos, const float* sin, int64_t dims, boo
     // FMA available) fuses the first product of each into an fma with the second, rounded.
     x[a] = std::fma(x0, cos[i], -(x1 * sin[i]));
     x[b] = std::fma(x0, sin[i], x1 * cos[i]);
-  }
-}
-
-void swiglu(const float* gate, const float* up, float* out, int64_t n) {
-  swiglu_split(gate, up, out, n, n);
-}
-
-void swiglu_rows(const float* gate, const float* up, float* out, int64_t rows, int64_t row_len) {
-  for (int64_t r = 0; r < rows; ++r) {
-    swiglu_row(gate + r * row_len, up + r * row_len, out + r * row_len, row_len);
   }
 }
 

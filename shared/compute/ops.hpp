@@ -25,14 +25,7 @@ void rope_angles(int64_t pos, const RopeParams& p, float* cos, float* sin);
 // Rotates one head vector in place by angles from rope_angles.
 void rope_rotate(float* x, const float* cos, const float* sin, int64_t dims, bool neox);
 
-// out = silu(gate) * up, silu(x) = x / (1 + e^-x), for `rows` rows of row_len elements, as ggml:
-// e^-x from its SIMD polynomial for each row's first row_len & ~15 elements and from expf for
-// the rest of the row (quant/silu.hpp), so the row length matters.
-void swiglu_rows(const float* gate, const float* up, float* out, int64_t rows, int64_t row_len);
-// The same over n elements with e^-x from the polynomial for every element: identical to
-// swiglu_rows for rows of a multiple of 16 elements (every common model), and independent of how
-// the n elements split into rows. For other row lengths use swiglu_rows.
-void swiglu(const float* gate, const float* up, float* out, int64_t n);
+// SwiGLU, one row at a time as ggml computes it, is quant/silu.hpp's swiglu_row.
 
 // x += y
 void add_inplace(float* x, const float* y, int64_t n);

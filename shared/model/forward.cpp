@@ -9,6 +9,7 @@
 #include "compute/ops.hpp"
 #include "quant/f16.hpp"
 #include "quant/kernels.hpp"
+#include "quant/silu.hpp"
 #include "util/error.hpp"
 
 namespace lb {
@@ -209,7 +210,7 @@ void RangeRunner::step(const StepInput& in, StepOutput& out) {
            ffn_rows);
     pool_.run(n, [&](int64_t i) {
       const size_t off = size_t(i * hp.ffn);
-      swiglu_rows(&gate[off], &up[off], &act[off], 1, hp.ffn);
+      swiglu_row(&gate[off], &up[off], &act[off], hp.ffn);
     });
     matmul(pool_, L.w_down, act.data(), proj.data(), n, ffn_rows);
     add_inplace(x.data(), proj.data(), n * dim);
