@@ -1,9 +1,10 @@
 // Attention's fast paths against their references, bit for bit: the eight-lane expf against
-// std::exp, and attend_heads_f16c (heads sharing KV heads or not, every head_dim path) against
-// attend_head_scalar one head at a time.
+// std::exp, and attend_heads_simd at each SIMD level the CPU has (heads sharing KV heads or not,
+// every head_dim path) against attend_head_scalar one head at a time.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -54,8 +55,14 @@ struct Case {
   float q_scale;  // large values spread the scores past exp's fast range
 };
 
-TEST(Attention, F16cSameBitsAsScalar) {
+TEST(Attention, SimdSameBitsAsScalar) {
   if (!have_avx2()) GTEST_SKIP() << "no F16C on this CPU";
+  std::vector<lb::SimdLevel> levels = {lb::SimdLevel::Avx2};
+  if (lb::detected_simd() >= lb::SimdLevel::Avx512) {
+    levels.push_back(lb::SimdLevel::Avx512);
+  } else {
+    std::printf("no AVX-512 on this CPU: its attention path goes untested here\n");
+  }
   const std::vector<Case> cases = {
       {32, 4, 64, 150, 8, 1.5f},  // TinyLlama's shape: eight heads per KV head
       {8, 8, 64, 37, 8, 1.5f},    // no GQA: each head its own KV head
@@ -64,6 +71,7 @@ TEST(Attention, F16cSameBitsAsScalar) {
       {8, 4, 100, 300, 8, 1.5f},  // dims past 64 and a tail of 4
       {8, 4, 16, 2, 8, 1.5f},     // the golden models' head sizes
       {8, 4, 8, 1, 3, 1.5f},     {8, 2, 64, 300, 8, 400.0f},  // scores hundreds apart
+      {12, 4, 72, 40, 5, 1.5f},  // calls of 5, 5 and 2 heads: groups of four, one and two
   };
   for (const Case& c : cases) {
     const int64_t hd = c.head_dim;
@@ -80,15 +88,17 @@ TEST(Attention, F16cSameBitsAsScalar) {
     for (int64_t h = 0; h < c.n_heads; ++h) {
       lb::attend_head_scalar(kv, q.data() + h * hd, h, scale, want.data() + h * hd);
     }
-    for (int64_t h0 = 0; h0 < c.n_heads; h0 += c.per_call) {
-      lb::attend_heads_f16c(kv, q.data() + h0 * hd, h0, std::min(c.per_call, c.n_heads - h0), scale,
-                            got.data() + h0 * hd);
-    }
-    for (size_t i = 0; i < want.size(); ++i) {
-      ASSERT_EQ(bits_of(got[i]), bits_of(want[i]))
-          << c.n_heads << " heads, " << c.n_kv_heads << " KV heads, head_dim " << hd << ", "
-          << c.n_pos << " positions, q scale " << c.q_scale << ": head " << int64_t(i) / hd
-          << " dim " << int64_t(i) % hd;
+    for (lb::SimdLevel level : levels) {
+      for (int64_t h0 = 0; h0 < c.n_heads; h0 += c.per_call) {
+        lb::attend_heads_simd(kv, q.data() + h0 * hd, h0, std::min(c.per_call, c.n_heads - h0),
+                              scale, got.data() + h0 * hd, level);
+      }
+      for (size_t i = 0; i < want.size(); ++i) {
+        ASSERT_EQ(bits_of(got[i]), bits_of(want[i]))
+            << "level " << int(level) << ", " << c.n_heads << " heads, " << c.n_kv_heads
+            << " KV heads, head_dim " << hd << ", " << c.n_pos << " positions, q scale "
+            << c.q_scale << ": head " << int64_t(i) / hd << " dim " << int64_t(i) % hd;
+      }
     }
   }
 }

@@ -9,9 +9,9 @@ namespace lb {
 
 void attend_heads(const KvRows& kv, const float* q, int64_t h0, int64_t n_heads, float scale,
                   float* out) {
-  static const bool f16c = detected_simd() >= SimdLevel::Avx2;
-  if (f16c) {
-    attend_heads_f16c(kv, q, h0, n_heads, scale, out);
+  static const SimdLevel level = detected_simd();
+  if (level >= SimdLevel::Avx2) {
+    attend_heads_simd(kv, q, h0, n_heads, scale, out, level);
   } else {
     for (int64_t i = 0; i < n_heads; ++i) {
       attend_head_scalar(kv, q + i * kv.head_dim, h0 + i, scale, out + i * kv.head_dim);

@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "quant/f16.hpp"
+#include "quant/kernels.hpp"
 
 namespace lb {
 
@@ -16,7 +17,7 @@ struct KvRows {
   int64_t group;     // query heads per KV head: query head h reads KV head h / group
 };
 
-// The most query heads attend_heads_f16c takes at once: one per float lane of an AVX2 register.
+// The most query heads attend_heads_simd takes at once: one per float lane of an AVX2 register.
 constexpr int64_t kMaxAttendHeads = 8;
 
 // For each query head h in [h0, h0 + n_heads) (n_heads <= kMaxAttendHeads):
@@ -27,7 +28,8 @@ constexpr int64_t kMaxAttendHeads = 8;
 // accumulated in F16. Not followed: the tiled kernel ggml switches to for chunks of 64+ query
 // rows when head_dim % 16 == 0 (F32 q, F32 accumulators), and its split-KV decode path for caches
 // of 512+ cells, which depends on llama.cpp's thread count.
-// Runs attend_heads_f16c when the CPU has the Avx2 level (F16C, FMA), else attend_head_scalar.
+// Runs attend_heads_simd at the CPU's level when it has the Avx2 level (F16C, FMA), else
+// attend_head_scalar.
 void attend_heads(const KvRows& kv, const float* q, int64_t h0, int64_t n_heads, float scale,
                   float* out);
 
@@ -36,8 +38,9 @@ void attend_head_scalar(const KvRows& kv, const float* q, int64_t h, float scale
 
 // The same bits as the reference, with the heads' work shared: each position's keys and values
 // are converted from F16 once for all heads reading them, the softmax runs one head per lane,
-// and its exps are glibc's expf eight at a time (compute/expf.hpp). Needs the Avx2 level.
-void attend_heads_f16c(const KvRows& kv, const float* q, int64_t h0, int64_t n_heads, float scale,
-                       float* out);
+// and its exps are glibc's expf eight at a time (compute/expf.hpp). Needs the Avx2 level; at the
+// Avx512 level the weighted sum of values runs on 512-bit registers, four heads at a time.
+void attend_heads_simd(const KvRows& kv, const float* q, int64_t h0, int64_t n_heads, float scale,
+                       float* out, SimdLevel level);
 
 }  // namespace lb

@@ -1,10 +1,11 @@
-// attend_heads_f16c: the scalar reference's operations, regrouped so the heads of a call share
+// attend_heads_simd: the scalar reference's operations, regrouped so the heads of a call share
 // work and no step waits on the latency of the one before it:
 //   1. scores: each block of positions' keys converted from F16 once, then every head's dot with
 //      each key, the heads' sums folded together (lane i: head h0 + i);
 //   2. the online softmax, one head per lane: running maxima, then all its exps in one call,
 //      then the weights and sums;
-//   3. the weighted sum of values, each block of positions' values converted once for all heads.
+//   3. the weighted sum of values, each block of positions' values converted once for all heads
+//      (at the Avx512 level on 512-bit registers: attention_avx512.cpp).
 // The F16 accumulators live in floats that always hold F16 values (every update is rounded
 // through _mm256_cvtps_ph with round-to-nearest-even, exactly what fp32_to_fp16 does), so reading
 // them back costs no conversion and the bits are the scalar ones.
@@ -13,13 +14,15 @@
 #include <vector>
 
 #include "compute/attention.hpp"
+#include "compute/attention_passes.hpp"
 #include "compute/expf.hpp"
 #include "quant/simd_x86.hpp"
 
 namespace lb {
 namespace {
 
-constexpr int64_t kLanes = kMaxAttendHeads;
+using namespace attention_detail;
+
 constexpr int64_t kBlock = 16;  // positions converted from F16 at a time; they stay in L1
 
 inline __m256 round_f16(__m256 x) {
@@ -29,14 +32,6 @@ inline __m256 round_f16(__m256 x) {
 inline float round_f16(float x) {
   return _cvtsh_ss(_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT));
 }
-
-// Where the heads of a call find their keys and values: the KV heads they read form one
-// contiguous span of each position's cache row, [first, first + width) in halves.
-struct HeadSpan {
-  int64_t first;
-  int64_t width;
-  int64_t offset[kLanes];  // head h0 + i's KV head, from the span's start
-};
 
 HeadSpan head_span(const KvRows& kv, int64_t h0, int64_t n_heads) {
   HeadSpan span{};
@@ -175,8 +170,8 @@ void accumulate_head(const float* v, int64_t stride, int64_t n, int64_t hd, cons
 
 }  // namespace
 
-void attend_heads_f16c(const KvRows& kv, const float* q, int64_t h0, int64_t n_heads, float scale,
-                       float* out) {
+void attend_heads_simd(const KvRows& kv, const float* q, int64_t h0, int64_t n_heads, float scale,
+                       float* out, SimdLevel level) {
   const int64_t hd = kv.head_dim;
   const HeadSpan span = head_span(kv, h0, n_heads);
   thread_local std::vector<Half> q16;
@@ -197,6 +192,11 @@ void attend_heads_f16c(const KvRows& kv, const float* q, int64_t h0, int64_t n_h
   for (int64_t j0 = 0; j0 < kv.n_pos; j0 += kBlock) {
     const int64_t n = std::min(kBlock, kv.n_pos - j0);
     convert_rows(kv.v, kv.stride, span, j0, n, rows.data());
+    if (level >= SimdLevel::Avx512) {
+      accumulate_block_avx512(rows.data(), span, n, hd, n_heads, w_old.data() + j0 * kLanes,
+                              w_new.data() + j0 * kLanes, acc.data());
+      continue;
+    }
     for (int64_t i = 0; i < n_heads; ++i) {
       accumulate_head(rows.data() + span.offset[i], span.width, n, hd,
                       w_old.data() + j0 * kLanes + i, w_new.data() + j0 * kLanes + i,
