@@ -1,9 +1,11 @@
 #include "model/weights.hpp"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "quant/kernels.hpp"
@@ -11,6 +13,8 @@
 namespace lb {
 
 namespace {
+
+constexpr size_t kHugePage = size_t(2) << 20;
 
 std::string blk(int64_t il, const char* name) {
   return "blk." + std::to_string(il) + "." + name;
@@ -42,12 +46,28 @@ const float* vec(const GgufFile& f, const std::string& name, int64_t n,
 }  // namespace
 
 PackedMatrix::PackedMatrix(size_t bytes) : bytes_(bytes) {
-  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  // Mapped from a 2 MiB boundary (the slack around it unmapped again at once), so that every
+  // whole 2 MiB of the matrix can be a huge page: about 87% of the 1.1B model's rearranged bytes
+  // rather than the 55% the kernel's own placement gave.
+  static const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+  const size_t slack = bytes >= kHugePage ? kHugePage - page : 0;
+  void* p =
+      ::mmap(nullptr, bytes + slack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
     throw Error("cannot allocate " + std::to_string(bytes) +
                 " bytes for a rearranged weight matrix: " + std::strerror(errno));
   }
-  data_ = static_cast<uint8_t*>(p);
+  const uintptr_t start = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t aligned = slack ? (start + slack) & ~uintptr_t(kHugePage - 1) : start;
+  if (aligned > start) ::munmap(p, aligned - start);
+  const uintptr_t end = (aligned + bytes + page - 1) & ~uintptr_t(page - 1);
+  if (start + bytes + slack > end)
+    ::munmap(reinterpret_cast<void*>(end), start + bytes + slack - end);
+  // A hint: without transparent huge pages, 4 KiB pages. Paired in one process on the 1.1B model,
+  // huge pages took 2-4% off a Q4_0 decode token (Q4_K about 1%), and a whole Q4_0 model's load
+  // went from 1.5-2.3 s to 1.0-1.7 s (on this virtual machine a 4 KiB page fault costs ~2.5 us).
+  ::madvise(reinterpret_cast<void*>(aligned), bytes, MADV_HUGEPAGE);
+  data_ = reinterpret_cast<uint8_t*>(aligned);
 }
 
 PackedMatrix::~PackedMatrix() {

@@ -28,9 +28,8 @@ struct LayerWeights {
 };
 
 // A weight matrix rearranged for the kernels, in anonymous memory of its own (mapped for it alone,
-// so it goes back to the kernel as soon as no range holds it). In 4 KiB pages: huge pages made no
-// measurable difference to decode here, while faulting them in made a rebalance's load 1.7x
-// slower.
+// so it goes back to the kernel as soon as no range holds it), in transparent huge pages where the
+// kernel gives them: decode streams every matrix once per token.
 class PackedMatrix {
  public:
   explicit PackedMatrix(size_t bytes);
