@@ -1,20 +1,12 @@
 #include "model/weights.hpp"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstdint>
-#include <cstring>
 
 #include "quant/kernels.hpp"
 
 namespace lb {
 
 namespace {
-
-constexpr size_t kHugePage = size_t(2) << 20;
 
 std::string blk(int64_t il, const char* name) {
   return "blk." + std::to_string(il) + "." + name;
@@ -45,35 +37,6 @@ const float* vec(const GgufFile& f, const std::string& name, int64_t n,
 
 }  // namespace
 
-PackedMatrix::PackedMatrix(size_t bytes) : bytes_(bytes) {
-  // Mapped from a 2 MiB boundary (the slack around it unmapped again at once), so that every
-  // whole 2 MiB of the matrix can be a huge page: about 87% of the 1.1B model's rearranged bytes
-  // rather than the 55% the kernel's own placement gave.
-  static const size_t page = size_t(::sysconf(_SC_PAGESIZE));
-  const size_t slack = bytes >= kHugePage ? kHugePage - page : 0;
-  void* p =
-      ::mmap(nullptr, bytes + slack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) {
-    throw Error("cannot allocate " + std::to_string(bytes) +
-                " bytes for a rearranged weight matrix: " + std::strerror(errno));
-  }
-  const uintptr_t start = reinterpret_cast<uintptr_t>(p);
-  const uintptr_t aligned = slack ? (start + slack) & ~uintptr_t(kHugePage - 1) : start;
-  if (aligned > start) ::munmap(p, aligned - start);
-  const uintptr_t end = (aligned + bytes + page - 1) & ~uintptr_t(page - 1);
-  if (start + bytes + slack > end)
-    ::munmap(reinterpret_cast<void*>(end), start + bytes + slack - end);
-  // A hint: without transparent huge pages, 4 KiB pages. Paired in one process on the 1.1B model,
-  // huge pages took 2-4% off a Q4_0 decode token (Q4_K about 1%), and a whole Q4_0 model's load
-  // went from 1.5-2.3 s to 1.0-1.7 s (on this virtual machine a 4 KiB page fault costs ~2.5 us).
-  ::madvise(reinterpret_cast<void*>(aligned), bytes, MADV_HUGEPAGE);
-  data_ = reinterpret_cast<uint8_t*>(aligned);
-}
-
-PackedMatrix::~PackedMatrix() {
-  ::munmap(data_, bytes_);
-}
-
 Matrix ModelWeights::matrix(const std::string& name, int64_t cols, int64_t rows, bool multiplied,
                             std::vector<const GgufTensor*>& held, const WeightOptions& options) {
   const GgufTensor& t = expect(*file_, name, cols, rows);
@@ -83,7 +46,7 @@ Matrix ModelWeights::matrix(const std::string& name, int64_t cols, int64_t rows,
   if (!multiplied || !repack.row || options.layout == WeightLayout::File) {
     return Matrix{t.data, t.type, cols, rows};
   }
-  std::shared_ptr<const PackedMatrix>& packed = packed_[&t];
+  std::shared_ptr<const HugePageMemory>& packed = packed_[&t];
   const ModelWeights* predecessor = options.predecessor;
   if (predecessor && &predecessor->file() == file_.get()) {
     const auto it = predecessor->packed_.find(&t);
@@ -92,7 +55,7 @@ Matrix ModelWeights::matrix(const std::string& name, int64_t cols, int64_t rows,
   if (!packed) {
     const size_t src_row = row_bytes(t.type, cols);
     const size_t dst_row = row_bytes(repack.layout, cols);
-    auto p = std::make_shared<PackedMatrix>(dst_row * size_t(rows));
+    auto p = std::make_shared<HugePageMemory>(dst_row * size_t(rows));
     const uint8_t* src = static_cast<const uint8_t*>(t.data);
     const auto rearrange = [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {

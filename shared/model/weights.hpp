@@ -11,6 +11,7 @@
 #include "compute/matmul.hpp"
 #include "gguf/gguf_file.hpp"
 #include "model/hparams.hpp"
+#include "util/huge_page_memory.hpp"
 
 namespace lb {
 
@@ -25,22 +26,6 @@ struct LayerWeights {
   const float* ffn_norm = nullptr;
   Matrix w_gate, w_up, w_down;
   std::vector<const GgufTensor*> tensors;  // everything above, for byte counts and paging
-};
-
-// A weight matrix rearranged for the kernels, in anonymous memory of its own (mapped for it alone,
-// so it goes back to the kernel as soon as no range holds it), in transparent huge pages where the
-// kernel gives them: decode streams every matrix once per token.
-class PackedMatrix {
- public:
-  explicit PackedMatrix(size_t bytes);
-  ~PackedMatrix();
-  PackedMatrix(const PackedMatrix&) = delete;
-  PackedMatrix& operator=(const PackedMatrix&) = delete;
-  uint8_t* data() const { return data_; }
-
- private:
-  uint8_t* data_;
-  size_t bytes_;
 };
 
 // Whether matrices are rearranged for the kernels (the same results, faster) or used as the file
@@ -105,7 +90,7 @@ class ModelWeights {
   const float* rope_freqs_ = nullptr;
   std::vector<const GgufTensor*> global_tensors_;
   std::vector<const GgufTensor*> kept_by_successor_;
-  std::map<const GgufTensor*, std::shared_ptr<const PackedMatrix>> packed_;
+  std::map<const GgufTensor*, std::shared_ptr<const HugePageMemory>> packed_;
 };
 
 // Bytes of one layer's tensors, of the embedding and of the head, without loading anything

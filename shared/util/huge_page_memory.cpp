@@ -1,0 +1,50 @@
+#include "util/huge_page_memory.hpp"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "util/error.hpp"
+
+namespace lb {
+
+namespace {
+
+constexpr size_t kHugePage = size_t(2) << 20;
+
+}  // namespace
+
+HugePageMemory::HugePageMemory(size_t bytes) : bytes_(bytes) {
+  // Mapped from a 2 MiB boundary (the slack around it unmapped again at once), so that every
+  // whole 2 MiB can be a huge page: about 87% of the 1.1B model's rearranged weight bytes rather
+  // than the 55% the kernel's own placement gave.
+  static const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+  const size_t slack = bytes >= kHugePage ? kHugePage - page : 0;
+  void* p =
+      ::mmap(nullptr, bytes + slack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    throw Error("cannot allocate " + std::to_string(bytes) +
+                " bytes of memory: " + std::strerror(errno));
+  }
+  const uintptr_t start = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t aligned = slack ? (start + slack) & ~uintptr_t(kHugePage - 1) : start;
+  if (aligned > start) ::munmap(p, aligned - start);
+  const uintptr_t end = (aligned + bytes + page - 1) & ~uintptr_t(page - 1);
+  if (start + bytes + slack > end)
+    ::munmap(reinterpret_cast<void*>(end), start + bytes + slack - end);
+  // A hint: without transparent huge pages, 4 KiB pages. Paired in one process on the 1.1B Q4_0
+  // model (fresh copies, load order alternating), huge pages took about 2% off a decode token,
+  // and a whole model's load went from 1.5-2.3 s to 1.0-1.7 s (on this virtual machine a 4 KiB
+  // page fault costs about 2.5 us).
+  ::madvise(reinterpret_cast<void*>(aligned), bytes, MADV_HUGEPAGE);
+  data_ = reinterpret_cast<uint8_t*>(aligned);
+}
+
+HugePageMemory::~HugePageMemory() {
+  ::munmap(data_, bytes_);
+}
+
+}  // namespace lb
