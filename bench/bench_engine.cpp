@@ -17,12 +17,14 @@
 #include <vector>
 
 #include "bench_models.hpp"
+#include "bench_stats.hpp"
 #include "compute/thread_pool.hpp"
 #include "model/forward.hpp"
 #include "util/huge_page_memory.hpp"
 
 namespace {
 
+using lbbench::median;
 using Clock = std::chrono::steady_clock;
 double secs(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -54,12 +56,6 @@ constexpr int kRounds = 3;
 // Continuous batching: one decode step over rows of kBatchSizes[i] different sequences.
 constexpr int kBatchSizes[] = {1, 2, 4, 8};
 constexpr int kMaxBatch = 8;
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t m = v.size() / 2;
-  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
 
 struct Row {
   std::string type;

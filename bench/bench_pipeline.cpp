@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "bench_cluster.hpp"
+#include "bench_stats.hpp"
 
 namespace {
 
@@ -132,11 +133,9 @@ int main(int argc, char** argv) try {
         n, rounds, "", "best tokens/s", "median round ratio", "best ratio", "layerbus run", base,
         "1.000", "1.000");
     for (size_t c = 0; c < clusters.size(); ++c) {
-      std::vector<double>& r = ratios[c];
-      std::sort(r.begin(), r.end());
       std::printf("%-22s %14.2f %18.3f %12.3f\n",
-                  (std::to_string(stage_counts[c]) + " stage(s)").c_str(), best[c], r[r.size() / 2],
-                  best[c] / base);
+                  (std::to_string(stage_counts[c]) + " stage(s)").c_str(), best[c],
+                  lbbench::median(ratios[c]), best[c] / base);
     }
     std::printf("\n");
   }
