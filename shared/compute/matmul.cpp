@@ -15,9 +15,9 @@ namespace {
 constexpr int64_t kRowsPerTask = 16;
 // Rows per task for up to kMaxDotActs activation rows (decode, one pass over the weights): long
 // sequential weight streams per task, which the prefetchers follow better, and few task starts.
-// Decode of the 1.1B model with 2 threads, paired token by token against 128 rows: Q4_0 8%,
-// Q4_K 15% and Q8_0 11% less time per token; steps of 4 and 8 sequences unchanged. The tail
-// tasks (kTailSplit) keep the threads finishing together.
+// Decode of the 1.1B Q4_0 model with 2 threads, paired token by token over fresh pairs of model
+// copies: 128-row tasks take 1.05x the time per token, 1024-row ones 1.02x. The tail tasks
+// (kTailSplit) keep the threads finishing together.
 constexpr int64_t kRowsPerDecodeTask = 512;
 // The run's last rows go in tasks this many times smaller: the threads then finish within a small
 // task of each other, instead of one waiting up to a whole long task for the other. With 8 rows a
@@ -29,10 +29,10 @@ static_assert(kRowsPerTask % kTailSplit == 0 && kRowsPerDecodeTask % kTailSplit 
 
 // How far ahead of a single weight stream the decode loop requests lines. Where each task's
 // rows are read as one stream (types without a kDotRows kernel), the hardware prefetchers alone
-// keep too few reads in flight, restarting at every task and 4 KiB page: requesting 8 KiB ahead
-// took 11% off a Q4_0 decode token, 13% off an F16 one and 2.5% off a Q6_K output head (4 to
-// 16 KiB all within 1% of each other). Not used for the kDotRows kernels' four streams, where it
-// cost Q4_K 7% and Q8_0 over 20%.
+// keep too few reads in flight, restarting at every task and 4 KiB page: without the requests
+// 8 KiB ahead a Q4_0 decode token takes 1.07x the time (fresh pairs of model copies; 16 KiB
+// ahead makes no difference, and the T1 hint instead of NTA 1.03x). Not used for the kDotRows
+// kernels' four streams, where it cost Q4_K 7% and Q8_0 over 20%.
 constexpr size_t kPrefetchAhead = 8192;
 
 // Requests the lines of a weight stream [next, end) up to a point, each once. The lines are read
