@@ -95,7 +95,7 @@ TEST(Attention, SimdSameBitsAsScalar) {
       }
       for (size_t i = 0; i < want.size(); ++i) {
         ASSERT_EQ(bits_of(got[i]), bits_of(want[i]))
-            << "level " << int(level) << ", " << c.n_heads << " heads, " << c.n_kv_heads
+            << lb::simd_name(level) << ", " << c.n_heads << " heads, " << c.n_kv_heads
             << " KV heads, head_dim " << hd << ", " << c.n_pos << " positions, q scale "
             << c.q_scale << ": head " << int64_t(i) / hd << " dim " << int64_t(i) % hd;
       }
