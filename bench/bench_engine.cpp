@@ -20,7 +20,7 @@
 #include "bench_stats.hpp"
 #include "compute/thread_pool.hpp"
 #include "model/forward.hpp"
-#include "util/huge_page_memory.hpp"
+#include "util/mapped_memory.hpp"
 
 namespace {
 
@@ -32,7 +32,7 @@ double secs(Clock::time_point t0) {
 
 // Scans `bytes` of buf from `offset` (wrapping) with memchr, split over the pool's threads;
 // returns the seconds taken. glibc's memchr streams with wide vector loads.
-double scan(lb::ThreadPool& pool, const lb::HugePageMemory& buf, size_t& offset, size_t bytes) {
+double scan(lb::ThreadPool& pool, const lb::MappedMemory& buf, size_t& offset, size_t bytes) {
   const int64_t parts = pool.size() * 8;
   const size_t len = bytes / size_t(parts) / 64 * 64;
   std::vector<const uint8_t*> starts;
@@ -115,7 +115,7 @@ double batched_step_ms(lb::RangeRunner& runner, int32_t n_vocab, int rows, int64
 }
 
 Row measure(const std::string& type, lb::WeightLayout layout, lb::ThreadPool& pool,
-            const lb::HugePageMemory& buf) {
+            const lb::MappedMemory& buf) {
   auto file = std::make_shared<lb::GgufFile>(lbbench::tinyllama_shaped(type));
   const lb::HParams hp = lb::read_hparams(*file);
   lb::ModelWeights w(file, 0, hp.n_layers, {nullptr, layout, &pool});
@@ -188,7 +188,7 @@ int main() {
   // best: a burst of load from elsewhere on a shared machine then slows one round, not one case.
   // In huge pages, as the rearranged weights are: memchr reads them 5-10% faster than 4 KiB pages,
   // and the roofline is what the machine can read at best.
-  const lb::HugePageMemory buf(size_t(1) << 30);
+  const lb::MappedMemory buf(size_t(1) << 30, lb::MappedMemory::Pages::Huge);
   std::memset(buf.data(), 1, buf.size());
   std::vector<Row> rows;
   for (int round = 0; round < kRounds; ++round) {

@@ -30,8 +30,8 @@ uint64_t send_lost_layers(const KvCache& old, const wire::Assign& a,
         p.pos = pos;
         p.n = std::min(per_part, h.n_pos - pos);
         const size_t off = size_t(pos * old.kv_dim()), count = size_t(p.n * old.kv_dim());
-        p.k = wire::pack_halves(s->k[li].data() + off, count);
-        p.v = wire::pack_halves(s->v[li].data() + off, count);
+        p.k = wire::pack_halves(s->keys(li) + off, count);
+        p.v = wire::pack_halves(s->values(li) + off, count);
         sent += p.k.size() + p.v.size();
         send(p);
       }

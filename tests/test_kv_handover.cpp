@@ -236,7 +236,7 @@ TEST(KvHandover, PartsThatDoNotFitAreRefused) {
   wrong.req = 99;
   EXPECT_THROW(in.accept(wrong), lb::Error);
   in.accept(p);
-  EXPECT_EQ(fresh.kv().at(11).k[2][0], 0x3c00);
+  EXPECT_EQ(fresh.kv().at(11).keys(2)[0], 0x3c00);
   // Out of order (the layer is done): nobody waits for it any more.
   EXPECT_THROW(in.accept(p), lb::Error);
   // Sizes that do not match the positions make the request missing (it will be replayed).

@@ -85,12 +85,9 @@ void RangeRunner::attention(int64_t il, const StepInput& in, const float* q, flo
     const int64_t r = task / blocks;
     const int64_t h0 = task % blocks * per_task;
     const SeqKv& s = kv_.at(in.seq[size_t(r)]);
-    const KvRows kv{s.k[size_t(layer)].data(),
-                    s.v[size_t(layer)].data(),
-                    hp.kv_dim(),
-                    in.pos[size_t(r)] + 1,
-                    hp.head_dim,
-                    hp.n_heads / hp.n_kv_heads};
+    const KvRows kv{s.keys(size_t(layer)), s.values(size_t(layer)),
+                    hp.kv_dim(),           in.pos[size_t(r)] + 1,
+                    hp.head_dim,           hp.n_heads / hp.n_kv_heads};
     const int64_t offset = r * hp.q_dim() + h0 * hp.head_dim;
     attend_heads(kv, q + offset, h0, std::min(per_task, hp.n_heads - h0), scale, out + offset);
   });
@@ -190,8 +187,8 @@ void RangeRunner::step(const StepInput& in, StepOutput& out) {
         rope_rotate(kh, cos_i, sin_i, hp.rope_dims, hp.rope_neox);
       }
       SeqKv& s = kv_.at(in.seq[size_t(i)]);
-      Half* kc = s.k[size_t(layer)].data() + in.pos[size_t(i)] * hp.kv_dim();
-      Half* vc = s.v[size_t(layer)].data() + in.pos[size_t(i)] * hp.kv_dim();
+      Half* kc = s.keys(size_t(layer)) + in.pos[size_t(i)] * hp.kv_dim();
+      Half* vc = s.values(size_t(layer)) + in.pos[size_t(i)] * hp.kv_dim();
       for (int64_t d = 0; d < hp.kv_dim(); ++d) {
         kc[d] = fp32_to_fp16(ki[d]);
         vc[d] = fp32_to_fp16(vi[d]);

@@ -48,8 +48,8 @@ SeqKv& KvCache::prepare(uint64_t seq, int64_t pos, int64_t n) {
   if (s.n_pos > s.capacity) {
     const int64_t cap = capacity_for(s.n_pos, n_ctx_);
     for (size_t l = 0; l < s.k.size(); ++l) {
-      s.k[l].resize(size_t(cap * kv_dim_));
-      s.v[l].resize(size_t(cap * kv_dim_));
+      s.k[l].grow(size_t(cap * kv_dim_) * sizeof(Half));
+      s.v[l].grow(size_t(cap * kv_dim_) * sizeof(Half));
     }
     s.capacity = cap;
   }
@@ -83,7 +83,7 @@ bool KvCache::adopt(uint64_t seq, int64_t n_pos, KvCache* from) {
     if (it != from->seqs_.end() && it->second.n_pos == n_pos) old = &it->second;
   }
   const bool overlap = from && std::max(begin_, from->begin_) < std::min(end_, from->end_);
-  const size_t size = size_t(s.capacity * kv_dim_);
+  const size_t size = size_t(s.capacity * kv_dim_) * sizeof(Half);
   for (int64_t l = begin_; l < end_; ++l) {
     auto& k = s.k[size_t(l - begin_)];
     auto& v = s.v[size_t(l - begin_)];
@@ -92,8 +92,8 @@ bool KvCache::adopt(uint64_t seq, int64_t n_pos, KvCache* from) {
       k = std::move(old->k[size_t(l - from->begin_)]);
       v = std::move(old->v[size_t(l - from->begin_)]);
     }
-    k.resize(size);
-    v.resize(size);
+    k.grow(size);
+    v.grow(size);
   }
   seqs_[seq] = std::move(s);
   return old || !overlap;
@@ -111,8 +111,8 @@ void KvCache::write(uint64_t seq, int64_t layer, int64_t pos, int64_t n, const u
                 std::to_string(seq) + " pass the " + std::to_string(s.n_pos) + " it holds");
   }
   const size_t off = size_t(pos * kv_dim_), count = size_t(n * kv_dim_);
-  std::copy(k, k + count, s.k[size_t(layer - begin_)].data() + off);
-  std::copy(v, v + count, s.v[size_t(layer - begin_)].data() + off);
+  std::copy(k, k + count, s.keys(size_t(layer - begin_)) + off);
+  std::copy(v, v + count, s.values(size_t(layer - begin_)) + off);
 }
 
 int64_t KvCache::n_pos(uint64_t seq) const {

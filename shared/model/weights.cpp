@@ -46,7 +46,7 @@ Matrix ModelWeights::matrix(const std::string& name, int64_t cols, int64_t rows,
   if (!multiplied || !repack.row || options.layout == WeightLayout::File) {
     return Matrix{t.data, t.type, cols, rows};
   }
-  std::shared_ptr<const HugePageMemory>& packed = packed_[&t];
+  std::shared_ptr<const MappedMemory>& packed = packed_[&t];
   const ModelWeights* predecessor = options.predecessor;
   if (predecessor && &predecessor->file() == file_.get()) {
     const auto it = predecessor->packed_.find(&t);
@@ -55,7 +55,7 @@ Matrix ModelWeights::matrix(const std::string& name, int64_t cols, int64_t rows,
   if (!packed) {
     const size_t src_row = row_bytes(t.type, cols);
     const size_t dst_row = row_bytes(repack.layout, cols);
-    auto p = std::make_shared<HugePageMemory>(dst_row * size_t(rows));
+    auto p = std::make_shared<MappedMemory>(dst_row * size_t(rows), MappedMemory::Pages::Huge);
     const uint8_t* src = static_cast<const uint8_t*>(t.data);
     const auto rearrange = [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {

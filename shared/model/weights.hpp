@@ -11,7 +11,7 @@
 #include "compute/matmul.hpp"
 #include "gguf/gguf_file.hpp"
 #include "model/hparams.hpp"
-#include "util/huge_page_memory.hpp"
+#include "util/mapped_memory.hpp"
 
 namespace lb {
 
@@ -90,7 +90,7 @@ class ModelWeights {
   const float* rope_freqs_ = nullptr;
   std::vector<const GgufTensor*> global_tensors_;
   std::vector<const GgufTensor*> kept_by_successor_;
-  std::map<const GgufTensor*, std::shared_ptr<const HugePageMemory>> packed_;
+  std::map<const GgufTensor*, std::shared_ptr<const MappedMemory>> packed_;
 };
 
 // Bytes of one layer's tensors, of the embedding and of the head, without loading anything
