@@ -45,17 +45,16 @@ __attribute__((always_inline)) inline void unpack_nibbles(const uint8_t* qs, Nib
 
 // start + the exact dot of each lane's 32 unsigned nibbles with its 32 signed activation quants
 // (lo, hi: 128 bytes each, the X8 layout): the two halves of the 512-bit sums are added, which is
-// exact (integers), so every lane's dot is the one a 256-bit lane would have made.
+// exact (integers), so every lane's dot is the one a 256-bit lane would have made. One chain of
+// four vpdpbusd rather than two of two and an add: eight activation rows of the 1.1B Q4_0 model
+// took 0.98x the time per step (fresh pairs of model copies), one row and Q4_K no different.
 __attribute__((always_inline)) inline __m256i lane_dots(const Nibbles& q, const int8_t* lo,
                                                         const int8_t* hi, __m256i start) {
-  __m512i s0 = _mm512_zextsi256_si512(start);
-  __m512i s1 = _mm512_setzero_si512();
+  __m512i s = _mm512_zextsi256_si512(start);
 #pragma GCC unroll 2
-  for (int h = 0; h < 2; ++h) {
-    s0 = _mm512_dpbusd_epi32(s0, q.lo[h], _mm512_loadu_si512(lo + 64 * h));
-    s1 = _mm512_dpbusd_epi32(s1, q.hi[h], _mm512_loadu_si512(hi + 64 * h));
-  }
-  const __m512i s = _mm512_add_epi32(s0, s1);
+  for (int h = 0; h < 2; ++h) s = _mm512_dpbusd_epi32(s, q.lo[h], _mm512_loadu_si512(lo + 64 * h));
+#pragma GCC unroll 2
+  for (int h = 0; h < 2; ++h) s = _mm512_dpbusd_epi32(s, q.hi[h], _mm512_loadu_si512(hi + 64 * h));
   return _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
 }
 
@@ -108,9 +107,6 @@ void multi_pass(int64_t n_blocks, const uint8_t* w, size_t w_stride, int64_t n_r
   Acc acc[kPassRows][T];
   for (int64_t r0 = 0; r0 < n_rows; r0 += kPassRows) {
     const int64_t rows = std::min(kPassRows, n_rows - r0);
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int t = 0; t < T; ++t) acc[r][t] = Acc{};
-    }
     for (int64_t b0 = 0; b0 < n_blocks; b0 += kPassBlocks) {
       const int64_t b1 = std::min(b0 + kPassBlocks, n_blocks);
       for (int64_t r = 0; r < rows; ++r) {
@@ -126,7 +122,9 @@ void multi_pass(int64_t n_blocks, const uint8_t* w, size_t w_stride, int64_t n_r
         }
         Acc s[T];
 #pragma GCC unroll 8
-        for (int t = 0; t < T; ++t) s[t] = acc[r][t];
+        // Zero at a row's first pass, rather than clearing acc (8 KiB at 8 activation rows) for
+        // every kPassRows rows: 0.98x the time per 8-row step of the 1.1B Q4_0 model.
+        for (int t = 0; t < T; ++t) s[t] = b0 == 0 ? Acc{} : acc[r][t];
         for (int64_t b = b0; b < b1; ++b) {
           if (next) {
             const char* pf = next + (b - b0) * int64_t(sizeof(WBlock));
