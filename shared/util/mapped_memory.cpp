@@ -39,11 +39,12 @@ MappedMemory::MappedMemory(size_t bytes, Pages pages) : bytes_(bytes) {
   const uintptr_t end = (aligned + bytes + page - 1) & ~uintptr_t(page - 1);
   if (start + bytes + slack > end)
     ::munmap(reinterpret_cast<void*>(end), start + bytes + slack - end);
-  // A hint: without transparent huge pages, 4 KiB pages. Paired in one process on the 1.1B Q4_0
-  // model (fresh copies, load order alternating), huge pages took about 2% off a decode token,
-  // and a whole model's load went from 1.5-2.3 s to 1.0-1.7 s.
-  // Small pages stay small where the kernel puts every region in huge pages: a cache written a
-  // position at a time would otherwise be resident 2 MiB at a time.
+  // Hints either way (without transparent huge pages, everything is 4 KiB pages):
+  //  - Huge: paired in one process on the 1.1B Q4_0 model (fresh copies, load order
+  //    alternating), huge pages took about 2% off a decode token, and a whole model's load went
+  //    from 1.5-2.3 s to 1.0-1.7 s;
+  //  - Small: stays small where the kernel puts every region in huge pages, else a cache written
+  //    a position at a time would be resident 2 MiB at a time.
   ::madvise(reinterpret_cast<void*>(aligned), bytes,
             pages == Pages::Huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
   data_ = reinterpret_cast<uint8_t*>(aligned);
