@@ -58,7 +58,7 @@ class ThreadPool {
   std::atomic<int> in_run_{0};  // workers between picking up a run and finding its tasks taken
 
   const std::function<void(int64_t)>* fn_ = nullptr;
-  int64_t shared_tasks_ = 0;  // tasks [0, shared_tasks_) are handed out to any thread
+  int64_t n_tasks_ = 0;  // tasks [0, n_tasks_) of the current run, handed out to any thread
   std::atomic<int64_t> next_task_{0};
   std::atomic<int64_t> pending_{0};  // tasks of the current run not finished yet
   std::exception_ptr error_;
