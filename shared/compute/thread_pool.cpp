@@ -100,8 +100,9 @@ void ThreadPool::run(int64_t n_tasks, const std::function<void(int64_t)>& fn) {
     // one for the caller (so that it would finish last and never sleep waiting for a worker)
     // left a worker idle through that whole task at the end of every loop, and the caller
     // doing three of attention's four tasks: 1.1B Q4_0 decode ran 1-3% slower (paired runs:
-    // slower in 11 of 11 rounds with one order, in 8 of 10 alternating), prompts no different.
-    // The caller polls kPollTime before it sleeps, longer than a decode task takes.
+    // slower in 11 of 11 rounds of two fixed-order sets, in 8 of 10 and 4 of 6 of alternating
+    // ones), prompts no different. The caller polls kPollTime before it sleeps, longer than a
+    // decode task takes.
     n_tasks_ = n_tasks;
     next_task_.store(0, std::memory_order_relaxed);
     pending_.store(n_tasks, std::memory_order_relaxed);
