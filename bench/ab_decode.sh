@@ -44,10 +44,13 @@ build_at() {
 old_bin=$(build_at "$old")
 new_bin=$(build_at "$new")
 
-# tokens/s of one run; the JSON field is on one line as "tokens_per_second":X.
+# tokens/s of one run; the JSON field is on one line as "tokens_per_second":X. A failed run
+# (its error on stderr) ends the comparison.
 speed() {
-  "$1" run --model "$model" --prompt "hello world" -n "$tokens" --threads "$threads" --json \
-    2>/dev/null | grep -o '"tokens_per_second": *[0-9.e+-]*' | sed 's/.*: *//'
+  local json
+  json=$("$1" run --model "$model" --prompt "hello world" -n "$tokens" --threads "$threads" \
+    --json) || { echo "ab_decode: $1 run failed" >&2; return 1; }
+  grep -o '"tokens_per_second": *[0-9.e+-]*' <<<"$json" | sed 's/.*: *//'
 }
 
 echo "decode tokens/s, $tokens tokens, $threads threads, $(basename "$model")"
@@ -64,5 +67,6 @@ for ((r = 1; r <= rounds; ++r)); do
 done | awk -v rounds="$rounds" '
   { ratio = $3 / $2; printf "%-6s %10.2f %10.2f %8.3f\n", $1, $2, $3, ratio
     logsum += log(ratio); wins += ratio > 1 }
-  END { printf "new / old: geometric mean %.3f, faster in %d of %d rounds\n",
+  END { if (NR < rounds) { printf "ab_decode: only %d of %d rounds ran\n", NR, rounds; exit 1 }
+        printf "new / old: geometric mean %.3f, faster in %d of %d rounds\n",
                exp(logsum / rounds), wins, rounds }'
