@@ -30,18 +30,21 @@ static_assert(kRowsPerTask % kTailSplit == 0 && kRowsPerDecodeTask % kTailSplit 
 // How far ahead of a single weight stream the decode loop requests lines. Where each task's
 // rows are read as one stream (types without a kDotRows kernel), the hardware prefetchers alone
 // keep too few reads in flight, restarting at every task and 4 KiB page: without the requests
-// 8 KiB ahead a Q4_0 decode token takes 1.07x the time (fresh pairs of model copies; 16 KiB
-// ahead makes no difference, and the T1 hint instead of NTA 1.03x). Not used for the kDotRows
-// kernels' four streams, where it cost Q4_K 7% and Q8_0 over 20%.
+// 8 KiB ahead a Q4_0 decode token takes 1.07x the time on AMD Zen 5 (fresh pairs of model copies;
+// 16 KiB ahead makes no difference) and 1.5x on Intel Emerald Rapids (2 threads, hints taken in
+// turn in one process). Not used for the kDotRows kernels' four streams, where it cost Q4_K 7%
+// and Q8_0 over 20% on Zen 5, and 5% and 20% on Emerald Rapids (T0, 2 or 4 KiB ahead).
 constexpr size_t kPrefetchAhead = 8192;
 
-// Requests the lines of a weight stream [next, end) up to a point, each once. The lines are read
-// once per token, so they are asked for without temporal locality.
+// Requests the lines of a weight stream [next, end) up to a point, each once, into L2 (the T1
+// hint). The lines are read once per token, but the non-temporal hint does not suit every CPU:
+// on Emerald Rapids it made a Q4_0 decode token take 1.8x the time it takes with T1 (42.9 against
+// 24.3 ms; T0 and T2 took 24.2 and 25.6), while on Zen 5 T1 took 1.03x the time of NTA.
 struct StreamPrefetch {
   const uint8_t* next;
   const uint8_t* end;
   void upto(const uint8_t* to) {
-    for (to = std::min(to, end); next < to; next += kCacheLine) __builtin_prefetch(next, 0, 0);
+    for (to = std::min(to, end); next < to; next += kCacheLine) __builtin_prefetch(next, 0, 2);
   }
 };
 
