@@ -32,8 +32,9 @@ static_assert(kRowsPerTask % kTailSplit == 0 && kRowsPerDecodeTask % kTailSplit 
 // keep too few reads in flight, restarting at every task and 4 KiB page: without the requests
 // 8 KiB ahead a Q4_0 decode token takes 1.07x the time on AMD Zen 5 (fresh pairs of model copies;
 // 16 KiB ahead makes no difference) and 1.5x on Intel Emerald Rapids (2 threads, hints taken in
-// turn in one process). Not used for the kDotRows kernels' four streams, where it cost Q4_K 7%
-// and Q8_0 over 20% on Zen 5, and 5% and 20% on Emerald Rapids (T0, 2 or 4 KiB ahead).
+// turn in one process). The kDotRows kernels prefetch their four streams themselves, a block at
+// a time (simd_x86.hpp): requests made here a row at a time cost Q4_K 7% and Q8_0 over 20% on
+// Zen 5, and 5% and 20% on Emerald Rapids (T0, 2 or 4 KiB ahead).
 constexpr size_t kPrefetchAhead = 8192;
 
 // Requests the lines of a weight stream [next, end) up to a point, each once, into L2 (the T1

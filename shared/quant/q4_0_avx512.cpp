@@ -54,6 +54,8 @@ __attribute__((always_inline)) inline void group_rows(const BlockQ4_0* const* x,
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r) {
     const BlockQ4_0* xb = x[r] + b;
+    // One row is one stream, which matmul prefetches; R streams are prefetched here.
+    if constexpr (R > 1) simd::prefetch_stream(xb, 8 * sizeof(BlockQ4_0));
     __m256i v[4];
 #pragma GCC unroll 4
     for (int p = 0; p < 4; ++p) {

@@ -96,6 +96,8 @@ void dot_rows(int64_t n, const BlockQ4_K* const* x, const BlockQ8_K* y, float* o
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const BlockQ4_K& xb = x[r][b];
+      // One row is one stream, which matmul prefetches; R streams are prefetched here.
+      if constexpr (R > 1) simd::prefetch_stream(&xb, sizeof(BlockQ4_K));
       const __m128 dv = _mm_mul_ps(simd::q4_k_d_dmin(xb), da);
       const __m256i sm = simd::q4_k_scales_mins(xb);
       const __m128i mins = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), pair_sums);

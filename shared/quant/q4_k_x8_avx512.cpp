@@ -68,6 +68,8 @@ struct Kernels {
     for (int64_t b = 0; b < n / kQK_K; ++b) {
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
+        // One row is one stream, which matmul prefetches; R streams are prefetched here.
+        if constexpr (R > 1) simd::prefetch_stream(&x[r][b], sizeof(W));
         WeightBlock w;
         unpack(x[r][b], &w);
         fused(w, y[b], &acc[r]);

@@ -92,6 +92,7 @@ void dot_rows(int64_t n, const BlockQ8_0* const* x, const BlockQ8_0* y, float* o
     const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b + 1].qs));
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
+      simd::prefetch_stream(&x[r][b], 2 * sizeof(BlockQ8_0));
       const __m128 s = simd::scale_pair(x[r][b].d, x[r][b + 1].d, y[b].d, y[b + 1].d);
       acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), int_dot(x[r][b], a0), acc[r]);
       acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(s)), int_dot(x[r][b + 1], a1),
