@@ -46,6 +46,7 @@ void dot_multi(int64_t n, const BlockQ8_0* x, const uint8_t* act, size_t a_strid
     // d_w * d_a is one float product whichever way the conversions are grouped; the single-row
     // kernel converts four halves at once, here the weight's is converted once for all rows.
     const float dw = _cvtsh_ss(x[b].d);
+    simd::prefetch_stream(&x[b], sizeof(BlockQ8_0));
     const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
     const __m256i w_abs = _mm256_sign_epi8(w, w);
 #pragma GCC unroll 8
