@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "quant/kernels.hpp"
+#include "quant/prefetch.hpp"
 #include "util/aligned.hpp"
 #include "util/error.hpp"
 
@@ -26,28 +27,6 @@ constexpr int64_t kRowsPerDecodeTask = 512;
 constexpr int64_t kTailSplit = 4;
 static_assert(kRowsPerTask % kTailSplit == 0 && kRowsPerDecodeTask % kTailSplit == 0,
               "tail tasks are whole fractions of a task");
-
-// How far ahead of a single weight stream the decode loop requests lines. Where each task's
-// rows are read as one stream (types without a kDotRows kernel), the hardware prefetchers alone
-// keep too few reads in flight, restarting at every task and 4 KiB page: without the requests
-// 8 KiB ahead a Q4_0 decode token takes 1.07x the time on AMD Zen 5 (fresh pairs of model copies;
-// 16 KiB ahead makes no difference) and 1.5x on Intel Emerald Rapids (2 threads, hints taken in
-// turn in one process). The kDotRows kernels prefetch their four streams themselves, a block at
-// a time (simd_x86.hpp): requests made here a row at a time cost Q4_K 7% and Q8_0 over 20% on
-// Zen 5, and 5% and 20% on Emerald Rapids (T0, 2 or 4 KiB ahead).
-constexpr size_t kPrefetchAhead = 8192;
-
-// Requests the lines of a weight stream [next, end) up to a point, each once, into L2 (the T1
-// hint). The lines are read once per token, but the non-temporal hint does not suit every CPU:
-// on Emerald Rapids it made a Q4_0 decode token take 1.8x the time it takes with T1 (42.9 against
-// 24.3 ms; T0 and T2 took 24.2 and 25.6), while on Zen 5 T1 took 1.03x the time of NTA.
-struct StreamPrefetch {
-  const uint8_t* next;
-  const uint8_t* end;
-  void upto(const uint8_t* to) {
-    for (to = std::min(to, end); next < to; next += kCacheLine) __builtin_prefetch(next, 0, 2);
-  }
-};
 
 // One job with its activations converted to the weight type's activation type.
 struct PreparedJob {
@@ -161,7 +140,7 @@ void matmul(ThreadPool& pool, const std::vector<MatmulJob>& jobs, int64_t n_tok,
       if (n_act == 1) {
         StreamPrefetch ahead{wdata + r * pj->w_row_bytes, wdata + r1 * pj->w_row_bytes};
         for (; r < r1; ++r) {
-          ahead.upto(wdata + (r + 1) * pj->w_row_bytes + kPrefetchAhead);
+          ahead.upto(wdata + (r + 1) * pj->w_row_bytes + kStreamPrefetchAhead);
           yt[r] = pj->k->vec_dot(w.cols, wdata + r * pj->w_row_bytes, a);
         }
       } else {

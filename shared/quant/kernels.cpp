@@ -11,6 +11,7 @@
 #include <string>
 
 #include "quant/float_dot.hpp"
+#include "quant/prefetch.hpp"
 #include "quant/q4_0.hpp"
 #include "quant/q4_0_x8.hpp"
 #include "quant/q4_k.hpp"
@@ -55,12 +56,16 @@ SimdLevel detect() {
   return level;
 }
 
-// A VecDotMultiFn for levels without a dedicated kernel: the vec_dot once per pair of rows.
+// A VecDotMultiFn for levels without a dedicated kernel: the vec_dot once per pair of rows. The
+// weight rows are one stream, prefetched as matmul prefetches one-row decode.
 template <VecDotFn dot>
 void each_row(int64_t n, const void* w, size_t w_stride, int64_t n_rows, const void* a,
               size_t a_stride, int n_act, float* y, size_t y_stride) {
+  const uint8_t* w0 = static_cast<const uint8_t*>(w);
+  StreamPrefetch ahead{w0, w0 + size_t(n_rows) * w_stride};
   for (int64_t r = 0; r < n_rows; ++r) {
-    const uint8_t* wr = static_cast<const uint8_t*>(w) + size_t(r) * w_stride;
+    const uint8_t* wr = w0 + size_t(r) * w_stride;
+    ahead.upto(wr + w_stride + kStreamPrefetchAhead);
     for (int t = 0; t < n_act; ++t) {
       y[size_t(t) * y_stride + size_t(r)] =
           dot(n, wr, static_cast<const uint8_t*>(a) + size_t(t) * a_stride);

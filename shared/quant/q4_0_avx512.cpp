@@ -5,6 +5,7 @@
 // blocks come out of two (weights) or four (activations) loads with one vpermt2w each, which is
 // far fewer instructions than assembling them one by one. 512-bit arithmetic measured no faster on
 // Zen 4 (it splits it), so only the permutes use zmm registers.
+#include "quant/prefetch.hpp"
 #include "quant/q4_0.hpp"
 #include "quant/q8_0.hpp"
 #include "quant/simd_x86.hpp"
@@ -55,7 +56,7 @@ __attribute__((always_inline)) inline void group_rows(const BlockQ4_0* const* x,
   for (int r = 0; r < R; ++r) {
     const BlockQ4_0* xb = x[r] + b;
     // One row is one stream, which matmul prefetches; R streams are prefetched here.
-    if constexpr (R > 1) simd::prefetch_stream(xb, 8 * sizeof(BlockQ4_0));
+    if constexpr (R > 1) prefetch_block(xb, 8 * sizeof(BlockQ4_0));
     __m256i v[4];
 #pragma GCC unroll 4
     for (int p = 0; p < 4; ++p) {

@@ -1,6 +1,7 @@
 // AVX-512 level (AVX512-VNNI on 256-bit registers) Q4_K . Q8_K: the q4_k_avx2.cpp scheme with
 // vpdpwssd folding the sub-block scale multiply and the int32 accumulation into one instruction.
 // 512-bit registers measured no faster on Zen 4. All int32 lanes exact.
+#include "quant/prefetch.hpp"
 #include "quant/q4_k_simd.hpp"
 
 namespace lb {
@@ -97,7 +98,7 @@ void dot_rows(int64_t n, const BlockQ4_K* const* x, const BlockQ8_K* y, float* o
     for (int r = 0; r < R; ++r) {
       const BlockQ4_K& xb = x[r][b];
       // One row is one stream, which matmul prefetches; R streams are prefetched here.
-      if constexpr (R > 1) simd::prefetch_stream(&xb, sizeof(BlockQ4_K));
+      if constexpr (R > 1) prefetch_block(&xb, sizeof(BlockQ4_K));
       const __m128 dv = _mm_mul_ps(simd::q4_k_d_dmin(xb), da);
       const __m256i sm = simd::q4_k_scales_mins(xb);
       const __m128i mins = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), pair_sums);

@@ -2,6 +2,7 @@
 // 32-bit lane is a sub-block throughout: four loads give a super-block's quants, vpdpbusd sums
 // each sub-block in its lane, the scales and mins (one pdep per eight) multiply lane by lane, and
 // one fma each folds them into the per-lane accumulators.
+#include "quant/prefetch.hpp"
 #include "quant/q4_k_x8.hpp"
 #include "quant/x8_simd.hpp"
 
@@ -69,7 +70,7 @@ struct Kernels {
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         // One row is one stream, which matmul prefetches; R streams are prefetched here.
-        if constexpr (R > 1) simd::prefetch_stream(&x[r][b], sizeof(W));
+        if constexpr (R > 1) prefetch_block(&x[r][b], sizeof(W));
         WeightBlock w;
         unpack(x[r][b], &w);
         fused(w, y[b], &acc[r]);

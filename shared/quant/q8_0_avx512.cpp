@@ -3,6 +3,7 @@
 // activations (exact; w = -128 works as |w| reads as unsigned 128) gives the eight int32 lanes
 // ggml's VNNI path gives, fused into one float accumulator with d_w * d_a (F16C). 512-bit
 // registers measured no faster on Zen 4.
+#include "quant/prefetch.hpp"
 #include "quant/q8_0.hpp"
 #include "quant/simd_x86.hpp"
 
@@ -46,7 +47,7 @@ void dot_multi(int64_t n, const BlockQ8_0* x, const uint8_t* act, size_t a_strid
     // d_w * d_a is one float product whichever way the conversions are grouped; the single-row
     // kernel converts four halves at once, here the weight's is converted once for all rows.
     const float dw = _cvtsh_ss(x[b].d);
-    simd::prefetch_stream(&x[b], sizeof(BlockQ8_0));
+    prefetch_block(&x[b], sizeof(BlockQ8_0));
     const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
     const __m256i w_abs = _mm256_sign_epi8(w, w);
 #pragma GCC unroll 8
@@ -93,7 +94,7 @@ void dot_rows(int64_t n, const BlockQ8_0* const* x, const BlockQ8_0* y, float* o
     const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b + 1].qs));
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
-      simd::prefetch_stream(&x[r][b], 2 * sizeof(BlockQ8_0));
+      prefetch_block(&x[r][b], 2 * sizeof(BlockQ8_0));
       const __m128 s = simd::scale_pair(x[r][b].d, x[r][b + 1].d, y[b].d, y[b + 1].d);
       acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), int_dot(x[r][b], a0), acc[r]);
       acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(s)), int_dot(x[r][b + 1], a1),

@@ -18,7 +18,6 @@
 
 #include "quant/f16.hpp"
 #include "quant/ggml_type.hpp"
-#include "util/aligned.hpp"
 
 // Internal linkage on purpose: AVX2 and AVX-512 files both compile these helpers with their own
 // instruction-set flags, and an inline function with external linkage could have one file's copy
@@ -202,20 +201,6 @@ inline void dot_row_blocks(const void* w, size_t w_stride, const Block* (&x)[kDo
   for (int r = 0; r < kDotRows; ++r) {
     x[r] = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(w) + r * w_stride);
   }
-}
-
-// How far ahead of each of its kDotRows weight streams a kDotRows kernel asks for lines. The
-// hardware prefetchers keep too few reads in flight for four streams a row apart; requests spread
-// over the loop, a block at a time and into L2 (T1), fill the gap. On Intel Emerald Rapids (2
-// threads, distances taken in turn in one process) a decode token took 0.80x the time for Q4_K
-// (X8 layout, 864-1728 bytes ahead all alike) and 0.81x for Q8_0 (2176 and 4352 bytes: 0.89x and
-// 0.86x). The same requests made in one burst per row, before the kernel, cost 5-45% instead.
-constexpr size_t kRowsPrefetchAhead = 1024;
-
-// Asks for the lines of one weight stream's next `bytes` (one loop step), kRowsPrefetchAhead on.
-inline void prefetch_stream(const void* p, size_t bytes) {
-  const char* ahead = static_cast<const char*>(p) + kRowsPrefetchAhead;
-  for (size_t o = 0; o < bytes; o += kCacheLine) _mm_prefetch(ahead + o, _MM_HINT_T1);
 }
 
 // Calls f(std::integral_constant<int, T>{}) with T = n (1 to 8), so kernels can be templates on a
