@@ -116,7 +116,8 @@ const Row kQ4_0_X8 = {
     {GgmlType::Q8_0_X8, quantize_row_q8_0_x8, dequantize_row_q4_0_x8, vec_dot_q4_0_x8_q8_0_x8,
      nullptr, each_row<vec_dot_q4_0_x8_q8_0_x8>, nullptr},
     {GgmlType::Q8_0_X8, quantize_row_q8_0_x8_avx512, dequantize_row_q4_0_x8,
-     vec_dot_q4_0_x8_q8_0_x8_avx512, nullptr, vec_dot_q4_0_x8_q8_0_x8_multi_avx512, nullptr},
+     vec_dot_q4_0_x8_q8_0_x8_avx512, nullptr, vec_dot_q4_0_x8_q8_0_x8_multi_avx512,
+     vec_dot_q4_0_x8_q8_0_x8_rows_avx512},
 };
 const Row kQ4_K = {
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q4_k, vec_dot_q4_k_q8_k, nullptr,

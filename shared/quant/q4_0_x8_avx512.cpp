@@ -3,6 +3,7 @@
 // each block's products in its own lane (starting from -8 * sum(a), so the unsigned nibbles need
 // no offset), and one conversion and one fma per eight blocks finish Q4_0's order. No permutes,
 // no horizontal adds: what the Q4_0 kernels spend most of their instructions on.
+#include "quant/prefetch.hpp"
 #include "quant/q4_0_x8.hpp"
 #include "quant/x8_simd.hpp"
 
@@ -38,6 +39,8 @@ struct Kernels {
     for (int64_t g = 0; g < n / kQK4_0_X8; ++g) {
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
+        // One row is one stream, which matmul prefetches; R streams are prefetched here.
+        if constexpr (R > 1) prefetch_block(&x[r][g], sizeof(W));
         Nibbles q;
         simd::unpack_nibbles(x[r][g].qs, &q);
         acc[r] = fused(q, weight_scales(x[r][g]), y[g], acc[r]);
@@ -92,6 +95,11 @@ void quantize_row_q8_0_x8_avx512(const float* src, void* dst, int64_t n) {
 
 float vec_dot_q4_0_x8_q8_0_x8_avx512(int64_t n, const void* w, const void* a) {
   return simd::x8_dot<Kernels>(n, w, a);
+}
+
+void vec_dot_q4_0_x8_q8_0_x8_rows_avx512(int64_t n, const void* w, size_t w_stride, const void* a,
+                                         float* y) {
+  simd::x8_dot_rows<Kernels>(n, w, w_stride, a, y);
 }
 
 void vec_dot_q4_0_x8_q8_0_x8_multi_avx512(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
