@@ -143,7 +143,7 @@ const Row kQ6_K = {
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q6_k, vec_dot_q6_k_q8_k_avx2, nullptr,
      each_row<vec_dot_q6_k_q8_k_avx2>, nullptr},
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q6_k, vec_dot_q6_k_q8_k_avx512, nullptr,
-     each_row<vec_dot_q6_k_q8_k_avx512>, nullptr},
+     each_row<vec_dot_q6_k_q8_k_avx512>, vec_dot_q6_k_q8_k_rows_avx512},
 };
 
 }  // namespace

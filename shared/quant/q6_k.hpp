@@ -6,6 +6,7 @@
 //   element 128h + l + 64 = high nibble of ql[l]     | bits 4-5 of qh[l] << 4
 //   element 128h + l + 96 = high nibble of ql[l + 32]| bits 6-7 of qh[l] << 4
 // Byte-identical to ggml's block_q6_K. Activations: Q8_K (quant/q8_k.hpp).
+#include <cstddef>
 #include <cstdint>
 
 #include "quant/f16.hpp"
@@ -30,5 +31,8 @@ void dequantize_row_q6_k(const void* src, float* dst, int64_t n);
 float vec_dot_q6_k_q8_k(int64_t n, const void* w, const void* a);
 float vec_dot_q6_k_q8_k_avx2(int64_t n, const void* w, const void* a);
 float vec_dot_q6_k_q8_k_avx512(int64_t n, const void* w, const void* a);
+// The AVX-512 level's VecDotRowsFn (vec_dot_q6_k_q8_k_avx512's bits).
+void vec_dot_q6_k_q8_k_rows_avx512(int64_t n, const void* w, size_t w_stride, const void* a,
+                                   float* out);
 
 }  // namespace lb
