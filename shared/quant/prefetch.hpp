@@ -1,9 +1,10 @@
 #pragma once
-// Software prefetch of weight streams. The kernels read each weight once per token, from DRAM;
-// the hardware prefetchers alone keep too few reads in flight, so the loops ask for lines ahead.
-// Everything asks with the T1 hint (into L2): the non-temporal hint does not suit every CPU (on
-// Intel Emerald Rapids it made a Q4_0 decode token take 1.8x the time it takes with T1, 42.9
-// against 24.3 ms; T0 and T2 took 24.2 and 25.6; on AMD Zen 5, T1 took 1.03x the time of NTA).
+// Software prefetch of weight streams in decode. The kernels read each weight once per token,
+// from DRAM; the hardware prefetchers alone keep too few reads in flight, so the loops ask for
+// lines ahead. These requests use the T1 hint (into L2): the non-temporal hint does not suit every
+// CPU (on Intel Emerald Rapids it made a Q4_0 decode token take 1.8x the time it takes with T1,
+// 42.9 against 24.3 ms; T0 and T2 took 24.2 and 25.6; on AMD Zen 5, T1 took 1.03x the time of
+// NTA). The multi-row kernels' passes (x8_simd.hpp, q4_0_avx512.cpp) make their own requests.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
