@@ -5,10 +5,9 @@
 // The read bandwidth of a machine shared with others swings by 2x within minutes, so it is
 // measured paired with decode: after each decode token the same threads scan as many bytes as the
 // token read (plain vector loads, bench_read.hpp, over a buffer much larger than the caches, in
-// huge pages). Each pair gives a
-// roofline fraction (scan time / token time); the table shows the median over every pair of every
-// round, which a burst of other load (hitting one side of a pair) moves least, and the decode and
-// read figures as the medians of their own times.
+// huge pages). Each pair gives a roofline fraction (scan time / token time); the table shows the
+// median over every pair of every round, which a burst of other load (hitting one side of a pair)
+// moves least, and the decode and read figures as the medians of their own times.
 #include <algorithm>
 #include <chrono>
 #include <cstring>
