@@ -34,6 +34,8 @@ inline float sum_tree8(const float a[8]) {
 // (rather than ggml's eight) lets the SIMD kernels convert and fuse eight blocks at once.
 float vec_dot_q4_0_q8_0(int64_t n, const void* w, const void* a);
 float vec_dot_q4_0_q8_0_avx2(int64_t n, const void* w, const void* a);
+void vec_dot_q4_0_q8_0_rows_avx2(int64_t n, const void* w, size_t w_stride, const void* a,
+                                 float* out);
 float vec_dot_q4_0_q8_0_avx512(int64_t n, const void* w, const void* a);
 // The AVX-512 level's VecDotMultiFn and VecDotRowsFn: vec_dot_q4_0_q8_0's bits per row.
 void vec_dot_q4_0_q8_0_multi_avx512(int64_t n, const void* w, size_t w_stride, int64_t n_rows,

@@ -6,6 +6,7 @@
 // blocks and simd::hsum adds the lanes as the reference adds its accumulators. The integer dots
 // sum(q * a) - 8 * sum(a) are exact (16-bit partials stay below 2 * 2 * 15 * 127 + 2 * 2 * 8 * 127
 // < 32768).
+#include "quant/prefetch.hpp"
 #include "quant/q4_0.hpp"
 #include "quant/q8_0.hpp"
 #include "quant/simd_x86.hpp"
@@ -13,50 +14,86 @@
 namespace lb {
 namespace {
 
-// d_w * d_a * sum((q - 8) * a) of blocks 0..7 fused into acc (lanes in the order above).
-inline __m256 group(const BlockQ4_0* x, const BlockQ8_0* y, __m256 acc) {
+// d_w * d_a * sum((q - 8) * a) of blocks b..b+7 of each of R weight rows fused into acc[r]
+// (lanes in the order above); the activation loads and 8 * sum(a) are shared by the rows.
+template <int R>
+__attribute__((always_inline)) inline void group_rows(const BlockQ4_0* const* x, int64_t b,
+                                                      const BlockQ8_0* y, __m256* acc) {
   const __m256i m4 = _mm256_set1_epi8(0x0f);
   const __m256i eight = _mm256_set1_epi8(8);
   const __m256i ones = _mm256_set1_epi16(1);
-  __m256i v[4];
+  __m256i a_lo[4], a_hi[4], a8[4];
 #pragma GCC unroll 4
   for (int p = 0; p < 4; ++p) {
-    const __m256i q = simd::load_pair(x[2 * p].qs, x[2 * p + 1].qs);
-    const __m256i lo = _mm256_and_si256(q, m4);
-    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-    const __m256i a_lo = simd::load_pair(y[2 * p].qs, y[2 * p + 1].qs);
-    const __m256i a_hi = simd::load_pair(y[2 * p].qs + 16, y[2 * p + 1].qs + 16);
-    const __m256i qa =
-        _mm256_add_epi16(_mm256_maddubs_epi16(lo, a_lo), _mm256_maddubs_epi16(hi, a_hi));
-    const __m256i a8 =
-        _mm256_add_epi16(_mm256_maddubs_epi16(eight, a_lo), _mm256_maddubs_epi16(eight, a_hi));
-    v[p] = _mm256_madd_epi16(_mm256_sub_epi16(qa, a8), ones);
+    a_lo[p] = simd::load_pair(y[2 * p].qs, y[2 * p + 1].qs);
+    a_hi[p] = simd::load_pair(y[2 * p].qs + 16, y[2 * p + 1].qs + 16);
+    a8[p] = _mm256_add_epi16(_mm256_maddubs_epi16(eight, a_lo[p]),
+                             _mm256_maddubs_epi16(eight, a_hi[p]));
   }
-  const __m256i dots =
-      _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-  return _mm256_fmadd_ps(_mm256_mul_ps(simd::scales8(x), simd::scales8(y)),
-                         _mm256_cvtepi32_ps(dots), acc);
+  const __m256 da = simd::scales8(y);
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    const BlockQ4_0* xb = x[r] + b;
+    // One row is one stream, which matmul prefetches; R streams are prefetched here.
+    if constexpr (R > 1) prefetch_block(xb, 8 * sizeof(BlockQ4_0));
+    __m256i v[4];
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; ++p) {
+      const __m256i q = simd::load_pair(xb[2 * p].qs, xb[2 * p + 1].qs);
+      const __m256i lo = _mm256_and_si256(q, m4);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      const __m256i qa =
+          _mm256_add_epi16(_mm256_maddubs_epi16(lo, a_lo[p]), _mm256_maddubs_epi16(hi, a_hi[p]));
+      v[p] = _mm256_madd_epi16(_mm256_sub_epi16(qa, a8[p]), ones);
+    }
+    const __m256i dots =
+        _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    acc[r] =
+        _mm256_fmadd_ps(_mm256_mul_ps(simd::scales8(xb), da), _mm256_cvtepi32_ps(dots), acc[r]);
+  }
+}
+
+// R weight rows against one activation row. The one-row dot is R = 1, so the kDotRows kernel
+// equals it bit for bit by construction.
+template <int R>
+void dot_rows(int64_t n, const BlockQ4_0* const* x, const BlockQ8_0* y, float* out) {
+  const int64_t nb = n / kQK4_0;
+  __m256 acc[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 8 <= nb; b += 8) group_rows<R>(x, b, y + b, acc);
+  if (b < nb) {
+    // The last blocks, zero-padded to a group: a zero block adds fma(0, 0, acc) = acc (the
+    // accumulators are never -0), so the lanes past the end keep their sums.
+    BlockQ4_0 xt[R][8] = {};
+    BlockQ8_0 yt[8] = {};
+    const BlockQ4_0* xp[R];
+    for (int r = 0; r < R; ++r) {
+      std::memcpy(xt[r], x[r] + b, size_t(nb - b) * sizeof(BlockQ4_0));
+      xp[r] = xt[r];
+    }
+    std::memcpy(yt, y + b, size_t(nb - b) * sizeof(BlockQ8_0));
+    group_rows<R>(xp, 0, yt, acc);
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) out[r] = simd::hsum(acc[r]);
 }
 
 }  // namespace
 
 float vec_dot_q4_0_q8_0_avx2(int64_t n, const void* w, const void* a) {
   const BlockQ4_0* x = static_cast<const BlockQ4_0*>(w);
-  const BlockQ8_0* y = static_cast<const BlockQ8_0*>(a);
-  const int64_t nb = n / kQK4_0;
-  __m256 acc = _mm256_setzero_ps();
-  int64_t b = 0;
-  for (; b + 8 <= nb; b += 8) acc = group(x + b, y + b, acc);
-  if (b < nb) {
-    // The last blocks, zero-padded to a group: a zero block adds fma(0, 0, acc) = acc (the
-    // accumulators are never -0), so the lanes past the end keep their sums.
-    BlockQ4_0 xt[8] = {};
-    BlockQ8_0 yt[8] = {};
-    std::memcpy(xt, x + b, size_t(nb - b) * sizeof(BlockQ4_0));
-    std::memcpy(yt, y + b, size_t(nb - b) * sizeof(BlockQ8_0));
-    acc = group(xt, yt, acc);
-  }
-  return simd::hsum(acc);
+  float y;
+  dot_rows<1>(n, &x, static_cast<const BlockQ8_0*>(a), &y);
+  return y;
+}
+
+void vec_dot_q4_0_q8_0_rows_avx2(int64_t n, const void* w, size_t w_stride, const void* a,
+                                 float* out) {
+  const BlockQ4_0* x[kDotRows];
+  simd::dot_row_blocks(w, w_stride, x);
+  dot_rows<kDotRows>(n, x, static_cast<const BlockQ8_0*>(a), out);
 }
 
 }  // namespace lb
