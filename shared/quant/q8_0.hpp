@@ -27,6 +27,8 @@ void dequantize_row_q8_0(const void* src, float* dst, int64_t n);
 // with d_w * d_a, then hsum8. Every level gives the same bits.
 float vec_dot_q8_0_q8_0(int64_t n, const void* w, const void* a);
 float vec_dot_q8_0_q8_0_avx2(int64_t n, const void* w, const void* a);
+void vec_dot_q8_0_q8_0_rows_avx2(int64_t n, const void* w, size_t w_stride, const void* a,
+                                 float* y);
 float vec_dot_q8_0_q8_0_avx512(int64_t n, const void* w, const void* a);
 // The AVX-512 level's VecDotMultiFn (n_act 1..kMaxDotActs): vec_dot_q8_0_q8_0_avx512's bits per
 // row.
