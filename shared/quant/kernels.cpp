@@ -123,7 +123,7 @@ const Row kQ4_K = {
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q4_k, vec_dot_q4_k_q8_k, nullptr,
      each_row<vec_dot_q4_k_q8_k>, nullptr},
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q4_k, vec_dot_q4_k_q8_k_avx2, nullptr,
-     each_row<vec_dot_q4_k_q8_k_avx2>, nullptr},
+     each_row<vec_dot_q4_k_q8_k_avx2>, vec_dot_q4_k_q8_k_rows_avx2},
     {GgmlType::Q8_K, quantize_row_q8_k, dequantize_row_q4_k, vec_dot_q4_k_q8_k_avx512, nullptr,
      vec_dot_q4_k_q8_k_multi_avx512, vec_dot_q4_k_q8_k_rows_avx512},
 };

@@ -39,6 +39,8 @@ void dequantize_row_q4_k(const void* src, float* dst, int64_t n);
 // Weight row (Q4_K) . activation row (Q8_K), n a multiple of 256.
 float vec_dot_q4_k_q8_k(int64_t n, const void* w, const void* a);
 float vec_dot_q4_k_q8_k_avx2(int64_t n, const void* w, const void* a);
+void vec_dot_q4_k_q8_k_rows_avx2(int64_t n, const void* w, size_t w_stride, const void* a,
+                                 float* out);
 float vec_dot_q4_k_q8_k_avx512(int64_t n, const void* w, const void* a);
 // The AVX-512 level's VecDotMultiFn (n_act 1..kMaxDotActs): vec_dot_q4_k_q8_k_avx512's bits per
 // row.
