@@ -57,27 +57,9 @@ __attribute__((always_inline)) inline void group_rows(const BlockQ4_0* const* x,
 // equals it bit for bit by construction.
 template <int R>
 void dot_rows(int64_t n, const BlockQ4_0* const* x, const BlockQ8_0* y, float* out) {
-  const int64_t nb = n / kQK4_0;
-  __m256 acc[R];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-  int64_t b = 0;
-  for (; b + 8 <= nb; b += 8) group_rows<R>(x, b, y + b, acc);
-  if (b < nb) {
-    // The last blocks, zero-padded to a group: a zero block adds fma(0, 0, acc) = acc (the
-    // accumulators are never -0), so the lanes past the end keep their sums.
-    BlockQ4_0 xt[R][8] = {};
-    BlockQ8_0 yt[8] = {};
-    const BlockQ4_0* xp[R];
-    for (int r = 0; r < R; ++r) {
-      std::memcpy(xt[r], x[r] + b, size_t(nb - b) * sizeof(BlockQ4_0));
-      xp[r] = xt[r];
-    }
-    std::memcpy(yt, y + b, size_t(nb - b) * sizeof(BlockQ8_0));
-    group_rows<R>(xp, 0, yt, acc);
-  }
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) out[r] = simd::hsum(acc[r]);
+  simd::grouped_dot_rows<R>(n / kQK4_0, x, y, out,
+                            [](const BlockQ4_0* const* xs, int64_t b, const BlockQ8_0* ys,
+                               __m256* acc) { group_rows<R>(xs, b, ys, acc); });
 }
 
 }  // namespace

@@ -77,49 +77,13 @@ void vec_dot_q8_0_q8_0_multi_avx512(int64_t n, const void* w, size_t w_stride, i
   });
 }
 
-namespace {
-
-// vec_dot_q8_0_q8_0_avx512 for R weight rows: each row's accumulator takes exactly that
-// function's fmas in its order (one chain per row, so R chains hide the fma latency that bounds
-// a single row); the activation loads are shared.
-template <int R>
-void dot_rows(int64_t n, const BlockQ8_0* const* x, const BlockQ8_0* y, float* out) {
-  const int64_t nb = n / kQK8_0;
-  __m256 acc[R];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
-    const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b + 1].qs));
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      prefetch_block(&x[r][b], 2 * sizeof(BlockQ8_0));
-      const __m128 s = simd::scale_pair(x[r][b].d, x[r][b + 1].d, y[b].d, y[b + 1].d);
-      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), int_dot(x[r][b], a0), acc[r]);
-      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(s)), int_dot(x[r][b + 1], a1),
-                               acc[r]);
-    }
-  }
-  if (b < nb) {
-    const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      const __m128 s = simd::scale_pair(x[r][b].d, x[r][b].d, y[b].d, y[b].d);
-      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), int_dot(x[r][b], a0), acc[r]);
-    }
-  }
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) out[r] = simd::hsum(acc[r]);
-}
-
-}  // namespace
-
 void vec_dot_q8_0_q8_0_rows_avx512(int64_t n, const void* w, size_t w_stride, const void* a,
                                    float* y) {
   const BlockQ8_0* x[kDotRows];
   simd::dot_row_blocks(w, w_stride, x);
-  dot_rows<kDotRows>(n, x, static_cast<const BlockQ8_0*>(a), y);
+  simd::sum_q8_0_rows<kDotRows>(
+      x, static_cast<const BlockQ8_0*>(a), n / kQK8_0,
+      [](const BlockQ8_0& xb, __m256i ab) { return int_dot(xb, ab); }, y);
 }
 
 }  // namespace lb

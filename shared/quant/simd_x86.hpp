@@ -18,6 +18,7 @@
 
 #include "quant/f16.hpp"
 #include "quant/ggml_type.hpp"
+#include "quant/prefetch.hpp"
 
 // Internal linkage on purpose: AVX2 and AVX-512 files both compile these helpers with their own
 // instruction-set flags, and an inline function with external linkage could have one file's copy
@@ -163,6 +164,68 @@ inline float sum_q8_0_blocks(const Block* x, const Block* y, int64_t nb, IntDot 
     acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), int_dot(b), acc);
   }
   return hsum(acc);
+}
+
+// R weight rows (x[r]) of nb blocks against one activation row, eight blocks at a time (the
+// Q4_0 kernels): group(x, b, y + b, acc) fuses blocks b..b+7 of every row into acc[r]. The last
+// blocks are zero-padded to a group: a zero block adds fma(0, 0, acc) = acc (the accumulators are
+// never -0), so the lanes past the end keep their sums. out[r] = hsum(acc[r]).
+template <int R, typename WBlock, typename ABlock, typename Group>
+inline void grouped_dot_rows(int64_t nb, const WBlock* const* x, const ABlock* y, float* out,
+                             Group group) {
+  __m256 acc[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 8 <= nb; b += 8) group(x, b, y + b, acc);
+  if (b < nb) {
+    WBlock xt[R][8] = {};
+    ABlock yt[8] = {};
+    const WBlock* xp[R];
+    for (int r = 0; r < R; ++r) {
+      std::memcpy(xt[r], x[r] + b, size_t(nb - b) * sizeof(WBlock));
+      xp[r] = xt[r];
+    }
+    std::memcpy(yt, y + b, size_t(nb - b) * sizeof(ABlock));
+    group(xp, 0, yt, acc);
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
+}
+
+// sum_q8_0_blocks for R weight rows (x[r]) against one activation row: each row's accumulator
+// takes exactly that function's fmas in its order (R chains hide the fma latency that bounds one
+// row). The activation quants are loaded once for all rows (int_dot(weight block, activation
+// quants)), and the R weight streams are prefetched.
+template <int R, typename Block, typename IntDot>
+inline void sum_q8_0_rows(const Block* const* x, const Block* y, int64_t nb, IntDot int_dot,
+                          float* out) {
+  __m256 acc[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
+    const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b + 1].qs));
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      prefetch_block(&x[r][b], 2 * sizeof(Block));
+      const __m128 s = scale_pair(x[r][b].d, x[r][b + 1].d, y[b].d, y[b + 1].d);
+      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), int_dot(x[r][b], a0), acc[r]);
+      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(s)), int_dot(x[r][b + 1], a1),
+                               acc[r]);
+    }
+  }
+  if (b < nb) {
+    const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const __m128 s = scale_pair(x[r][b].d, x[r][b].d, y[b].d, y[b].d);
+      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), int_dot(x[r][b], a0), acc[r]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
 }
 
 // [s0 x 4, s1 x 4] from the low two lanes of s.
