@@ -22,7 +22,7 @@ namespace read_detail {
 __attribute__((target("avx512f"))) inline uint64_t or_avx512(const uint8_t* p, size_t len) {
   __m512i acc = _mm512_setzero_si512();
   for (size_t o = 0; o < len; o += 256) {
-    for (size_t line = 0; line < 256; line += lb::kCacheLine) lb::prefetch_block(p + o + line, 1);
+    lb::prefetch_block(p + o, 256);
     acc = _mm512_or_si512(acc, _mm512_load_si512(p + o));
     acc = _mm512_or_si512(acc, _mm512_load_si512(p + o + 64));
     acc = _mm512_or_si512(acc, _mm512_load_si512(p + o + 128));
@@ -36,7 +36,7 @@ __attribute__((target("avx512f"))) inline uint64_t or_avx512(const uint8_t* p, s
 __attribute__((target("avx2"))) inline uint64_t or_avx2(const uint8_t* p, size_t len) {
   __m256i a = _mm256_setzero_si256(), b = _mm256_setzero_si256();
   for (size_t o = 0; o < len; o += 256) {
-    for (size_t line = 0; line < 256; line += lb::kCacheLine) lb::prefetch_block(p + o + line, 1);
+    lb::prefetch_block(p + o, 256);
     for (size_t i = 0; i < 256; i += 64) {
       a = _mm256_or_si256(a, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + o + i)));
       b = _mm256_or_si256(b, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + o + i + 32)));

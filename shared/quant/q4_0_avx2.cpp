@@ -19,7 +19,6 @@ namespace {
 template <int R>
 __attribute__((always_inline)) inline void group_rows(const BlockQ4_0* const* x, int64_t b,
                                                       const BlockQ8_0* y, __m256* acc) {
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
   const __m256i eight = _mm256_set1_epi8(8);
   const __m256i ones = _mm256_set1_epi16(1);
   __m256i a_lo[4], a_hi[4], a8[4];
@@ -39,9 +38,8 @@ __attribute__((always_inline)) inline void group_rows(const BlockQ4_0* const* x,
     __m256i v[4];
 #pragma GCC unroll 4
     for (int p = 0; p < 4; ++p) {
-      const __m256i q = simd::load_pair(xb[2 * p].qs, xb[2 * p + 1].qs);
-      const __m256i lo = _mm256_and_si256(q, m4);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      __m256i lo, hi;
+      simd::split_nibbles(simd::load_pair(xb[2 * p].qs, xb[2 * p + 1].qs), &lo, &hi);
       const __m256i qa =
           _mm256_add_epi16(_mm256_maddubs_epi16(lo, a_lo[p]), _mm256_maddubs_epi16(hi, a_hi[p]));
       v[p] = _mm256_madd_epi16(_mm256_sub_epi16(qa, a8[p]), ones);

@@ -40,7 +40,6 @@ inline __m256i fold(const __m256i v[4]) {
 template <int R>
 __attribute__((always_inline)) inline void group_rows(const BlockQ4_0* const* x, int64_t b,
                                                       const BlockQ8_0* y, __m256* acc) {
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
   const __m256i eight = _mm256_set1_epi8(8);
   const __m256i zero = _mm256_setzero_si256();
   __m256i a_lo[4], a_hi[4], init[4];
@@ -60,9 +59,8 @@ __attribute__((always_inline)) inline void group_rows(const BlockQ4_0* const* x,
     __m256i v[4];
 #pragma GCC unroll 4
     for (int p = 0; p < 4; ++p) {
-      const __m256i q = simd::load_pair(xb[2 * p].qs, xb[2 * p + 1].qs);
-      const __m256i lo = _mm256_and_si256(q, m4);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      __m256i lo, hi;
+      simd::split_nibbles(simd::load_pair(xb[2 * p].qs, xb[2 * p + 1].qs), &lo, &hi);
       v[p] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(init[p], lo, a_lo[p]), hi, a_hi[p]);
     }
     acc[r] =
@@ -111,14 +109,11 @@ template <int T>
 __attribute__((always_inline)) inline void group_acts(const BlockQ4_0* x,
                                                       const ActGroup (*a)[kPassGroups], int g,
                                                       __m256* acc) {
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
   const __m256i zero = _mm256_setzero_si256();
   __m256i lo[4], hi[4];
 #pragma GCC unroll 4
   for (int p = 0; p < 4; ++p) {
-    const __m256i q = simd::load_pair(x[2 * p].qs, x[2 * p + 1].qs);
-    lo[p] = _mm256_and_si256(q, m4);
-    hi[p] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+    simd::split_nibbles(simd::load_pair(x[2 * p].qs, x[2 * p + 1].qs), &lo[p], &hi[p]);
   }
   const __m256 dw = weight_scales(x);
 #pragma GCC unroll 8

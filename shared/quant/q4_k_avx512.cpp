@@ -23,7 +23,6 @@ void dot_multi(int64_t n, const BlockQ4_K* x, const uint8_t* act, size_t a_strid
     acc_m[t] = _mm_setzero_ps();
   }
   const int64_t nb = n / kQK_K;
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
   for (int64_t b = 0; b < nb; ++b) {
     const __m128 dw = simd::q4_k_d_dmin(x[b]);
     const __m256i sm = simd::q4_k_scales_mins(x[b]);
@@ -32,9 +31,8 @@ void dot_multi(int64_t n, const BlockQ4_K* x, const uint8_t* act, size_t a_strid
     __m256i sc[8];
     __m256i nib[8];
     for (int j = 0; j < 4; ++j) {
-      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * j));
-      nib[2 * j] = _mm256_and_si256(bits, m4);
-      nib[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+      simd::split_nibbles(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * j)),
+                          &nib[2 * j], &nib[2 * j + 1]);
       sc[2 * j] = _mm256_shuffle_epi8(scales, simd::scale_mask(2 * j));
       sc[2 * j + 1] = _mm256_shuffle_epi8(scales, simd::scale_mask(2 * j + 1));
     }

@@ -41,7 +41,6 @@ template <int R, typename ScaledDots>
 inline void q4_k_dot_rows(int64_t n, const BlockQ4_K* const* x, const BlockQ8_K* y, float* out,
                           ScaledDots scaled_dots) {
   const int64_t nb = n / kQK_K;
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
   __m256 acc[R];
   __m128 acc_m[R];
 #pragma GCC unroll 4
@@ -66,9 +65,9 @@ inline void q4_k_dot_rows(int64_t n, const BlockQ4_K* const* x, const BlockQ8_K*
       __m256i sumi = _mm256_setzero_si256();
 #pragma GCC unroll 4
       for (int j = 0; j < 4; ++j) {
-        const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs + 32 * j));
-        const __m256i lo = _mm256_and_si256(bits, m4);
-        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+        __m256i lo, hi;
+        split_nibbles(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs + 32 * j)), &lo,
+                      &hi);
         const __m256i a_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 64 * j));
         const __m256i a_hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 64 * j + 32));
         sumi = scaled_dots(

@@ -112,6 +112,13 @@ inline __m256i load_pair(const void* lo, const void* hi) {
       _mm_loadu_si128(reinterpret_cast<const __m128i*>(hi)), 1);
 }
 
+// The low and the high nibbles of 32 bytes (4-bit quants), each as bytes 0..15.
+inline void split_nibbles(__m256i bytes, __m256i* lo, __m256i* hi) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  *lo = _mm256_and_si256(bytes, m4);
+  *hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), m4);
+}
+
 // The F16 scales d of blocks x[0..7] as floats, lanes in block order 0, 2, 4, 6, 1, 3, 5, 7 (the
 // order Q4_0's eight-block groups fold their sums in), assembled in general-purpose registers.
 template <typename Block>
@@ -147,25 +154,6 @@ inline __m128 scale_pair(Half w0, Half w1, Half a0, Half a1) {
   return _mm_mul_ps(f, _mm_movehl_ps(f, f));
 }
 
-// ggml's Q8_0 . Q8_0 order over nb blocks (see q8_0.hpp): per block the exact integer dot as
-// eight float lanes (int_dot(b)), fused with d_w * d_a into one accumulator, the scales of two
-// blocks converted at a time; folded as ggml's hsum_float_8. The levels differ only in int_dot.
-template <typename Block, typename IntDot>
-inline float sum_q8_0_blocks(const Block* x, const Block* y, int64_t nb, IntDot int_dot) {
-  __m256 acc = _mm256_setzero_ps();
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    const __m128 s = scale_pair(x[b].d, x[b + 1].d, y[b].d, y[b + 1].d);
-    acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), int_dot(b), acc);
-    acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(s)), int_dot(b + 1), acc);
-  }
-  if (b < nb) {
-    const __m128 s = scale_pair(x[b].d, x[b].d, y[b].d, y[b].d);
-    acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), int_dot(b), acc);
-  }
-  return hsum(acc);
-}
-
 // R weight rows (x[r]) of nb blocks against one activation row, eight blocks at a time (the
 // Q4_0 kernels): group(x, b, y + b, acc) fuses blocks b..b+7 of every row into acc[r]. The last
 // blocks are zero-padded to a group: a zero block adds fma(0, 0, acc) = acc (the accumulators are
@@ -188,41 +176,6 @@ inline void grouped_dot_rows(int64_t nb, const WBlock* const* x, const ABlock* y
     }
     std::memcpy(yt, y + b, size_t(nb - b) * sizeof(ABlock));
     group(xp, 0, yt, acc);
-  }
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
-}
-
-// sum_q8_0_blocks for R weight rows (x[r]) against one activation row: each row's accumulator
-// takes exactly that function's fmas in its order (R chains hide the fma latency that bounds one
-// row). The activation quants are loaded once for all rows (int_dot(weight block, activation
-// quants)), and the R weight streams are prefetched.
-template <int R, typename Block, typename IntDot>
-inline void sum_q8_0_rows(const Block* const* x, const Block* y, int64_t nb, IntDot int_dot,
-                          float* out) {
-  __m256 acc[R];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
-    const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b + 1].qs));
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      prefetch_block(&x[r][b], 2 * sizeof(Block));
-      const __m128 s = scale_pair(x[r][b].d, x[r][b + 1].d, y[b].d, y[b + 1].d);
-      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), int_dot(x[r][b], a0), acc[r]);
-      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(s)), int_dot(x[r][b + 1], a1),
-                               acc[r]);
-    }
-  }
-  if (b < nb) {
-    const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      const __m128 s = scale_pair(x[r][b].d, x[r][b].d, y[b].d, y[b].d);
-      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), int_dot(x[r][b], a0), acc[r]);
-    }
   }
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
@@ -264,6 +217,61 @@ inline void dot_row_blocks(const void* w, size_t w_stride, const Block* (&x)[kDo
   for (int r = 0; r < kDotRows; ++r) {
     x[r] = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(w) + r * w_stride);
   }
+}
+
+// ggml's Q8_0 . Q8_0 order (see q8_0.hpp) over nb blocks of R weight rows (x[r]) against one
+// activation row: per block the exact integer dot as eight float lanes (int_dot(weight block,
+// activation quants)), fused with d_w * d_a into the row's accumulator, the scales of two blocks
+// converted at a time; folded as ggml's hsum_float_8. The levels differ only in int_dot. Each row
+// takes the one-row fmas in their order (R chains hide the fma latency that bounds one row); the
+// activation quants are loaded once for all rows, and R > 1 weight streams are prefetched.
+template <int R, typename Block, typename IntDot>
+inline void sum_q8_0_rows(const Block* const* x, const Block* y, int64_t nb, IntDot int_dot,
+                          float* out) {
+  __m256 acc[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
+    const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b + 1].qs));
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      // One row is one stream, which matmul prefetches.
+      if constexpr (R > 1) prefetch_block(&x[r][b], 2 * sizeof(Block));
+      const __m128 s = scale_pair(x[r][b].d, x[r][b + 1].d, y[b].d, y[b + 1].d);
+      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), int_dot(x[r][b], a0), acc[r]);
+      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(s)), int_dot(x[r][b + 1], a1),
+                               acc[r]);
+    }
+  }
+  if (b < nb) {
+    const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const __m128 s = scale_pair(x[r][b].d, x[r][b].d, y[b].d, y[b].d);
+      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), int_dot(x[r][b], a0), acc[r]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
+}
+
+// A level's Q8_0 VecDotFn and VecDotRowsFn, given its int_dot.
+template <typename Block, typename IntDot>
+inline float q8_0_dot(int64_t nb, const void* w, const void* a, IntDot int_dot) {
+  const Block* x = static_cast<const Block*>(w);
+  float y;
+  sum_q8_0_rows<1>(&x, static_cast<const Block*>(a), nb, int_dot, &y);
+  return y;
+}
+
+template <typename Block, typename IntDot>
+inline void q8_0_dot_rows(int64_t nb, const void* w, size_t w_stride, const void* a, float* y,
+                          IntDot int_dot) {
+  const Block* x[kDotRows];
+  dot_row_blocks(w, w_stride, x);
+  sum_q8_0_rows<kDotRows>(x, static_cast<const Block*>(a), nb, int_dot, y);
 }
 
 // Calls f(std::integral_constant<int, T>{}) with T = n (1 to 8), so kernels can be templates on a
