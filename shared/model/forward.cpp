@@ -145,6 +145,8 @@ void RangeRunner::step(const StepInput& in, StepOutput& out) {
   std::vector<float> xn(size_t(n * dim)), q(size_t(n * hp.q_dim())), k(size_t(n * hp.kv_dim())),
       v(size_t(n * hp.kv_dim())), att(size_t(n * hp.q_dim())), proj(size_t(n * dim)),
       gate(size_t(n * hp.ffn)), up(size_t(n * hp.ffn)), act(size_t(n * hp.ffn));
+  // The cache's F16 conversion, at the CPU's SIMD level (the same bits at every level).
+  static const Kernels& f16 = kernels_for(GgmlType::F16);
   const RopeParams rope_params{hp.rope_dims, hp.rope_base, hp.rope_freq_scale, hp.rope_neox,
                                w_.rope_freqs()};
   const int64_t half = hp.rope_dims / 2;
@@ -189,10 +191,8 @@ void RangeRunner::step(const StepInput& in, StepOutput& out) {
       SeqKv& s = kv_.at(in.seq[size_t(i)]);
       Half* kc = s.keys(size_t(layer)) + in.pos[size_t(i)] * hp.kv_dim();
       Half* vc = s.values(size_t(layer)) + in.pos[size_t(i)] * hp.kv_dim();
-      for (int64_t d = 0; d < hp.kv_dim(); ++d) {
-        kc[d] = fp32_to_fp16(ki[d]);
-        vc[d] = fp32_to_fp16(vi[d]);
-      }
+      f16.act_from_float(ki, kc, hp.kv_dim());
+      f16.act_from_float(vi, vc, hp.kv_dim());
     });
 
     attention(il, in, q.data(), att.data());
