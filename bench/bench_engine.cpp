@@ -182,8 +182,8 @@ Row measure(const std::string& type, lb::WeightLayout layout, lb::ThreadPool& po
 
 int main() {
   lb::ThreadPool pool(2);
-  // Q4_0 and Q4_K also as the file lays them out: what rearranging them for the kernels
-  // (repack_for) gains.
+  // Q4_0 and Q4_K also as the file lays them out, multiplied where the file's mapping has them:
+  // what copying them into huge pages, rearranged for the kernels (repack_for), gains.
   const std::pair<const char*, lb::WeightLayout> cases[] = {{"q8_0", lb::WeightLayout::Fastest},
                                                             {"q4_0", lb::WeightLayout::Fastest},
                                                             {"q4_0", lb::WeightLayout::File},

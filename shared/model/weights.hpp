@@ -28,8 +28,9 @@ struct LayerWeights {
   std::vector<const GgufTensor*> tensors;  // everything above, for byte counts and paging
 };
 
-// Whether matrices are rearranged for the kernels (the same results, faster) or used as the file
-// lays them out (benchmarks compare the two).
+// Whether matrices are copied into memory of their own in huge pages, rearranged where the kernels
+// have a faster layout (the same results, faster), or used where the file's mapping has them
+// (benchmarks compare the two).
 enum class WeightLayout { Fastest, File };
 
 class ModelWeights;
@@ -45,8 +46,9 @@ struct WeightOptions {
 
 class ModelWeights {
  public:
-  // Validates every tensor of the range (presence, shape, type) and faults in its pages (or
-  // rearranges it).
+  // Validates every tensor of the range (presence, shape, type) and copies it into memory of its
+  // own (matrices rearranged for the kernels where that is faster), except matrices only looked
+  // up by row (the embedding), whose file pages are faulted in instead.
   ModelWeights(std::shared_ptr<const GgufFile> file, int64_t begin, int64_t end,
                const WeightOptions& options = {});
   ~ModelWeights();
@@ -79,6 +81,8 @@ class ModelWeights {
   // engine multiplies with it (else it only looks rows up, which the file's layout serves).
   Matrix matrix(const std::string& name, int64_t cols, int64_t rows, bool multiplied,
                 std::vector<const GgufTensor*>& held, const WeightOptions& options);
+  // The F32 vector `name` of n values (a norm's weights, a bias), copied, noted in `held`.
+  const float* vec(const std::string& name, int64_t n, std::vector<const GgufTensor*>& held);
 
   std::shared_ptr<const GgufFile> file_;
   HParams hp_;
@@ -91,6 +95,7 @@ class ModelWeights {
   std::vector<const GgufTensor*> global_tensors_;
   std::vector<const GgufTensor*> kept_by_successor_;
   std::map<const GgufTensor*, std::shared_ptr<const MappedMemory>> packed_;
+  std::map<const GgufTensor*, std::vector<float>> vectors_;
 };
 
 // Bytes of one layer's tensors, of the embedding and of the head, without loading anything
