@@ -97,17 +97,11 @@ inline void prepare_group(const BlockQ8_0* y, ActGroup* g) {
   g->d = simd::scales8(y);
 }
 
-// Groups prepared per pass: T rows of them (at most 8 x 8 x 320 bytes) stay in L1 while the weight
-// rows pass over them.
-constexpr int kPassGroups = 8;
-// Weight rows per pass, whose accumulators are kept between passes.
-constexpr int64_t kPassRows = 32;
-
 // One weight group against T prepared activation groups: the nibbles are unpacked once, and per
 // activation row eight vpdpbusd take the prepared quants straight from memory.
 template <int T>
 __attribute__((always_inline)) inline void group_acts(const BlockQ4_0* x,
-                                                      const ActGroup (*a)[kPassGroups], int g,
+                                                      const ActGroup (*a)[simd::kGroupPass], int g,
                                                       __m256* acc) {
   const __m256i zero = _mm256_setzero_si256();
   __m256i lo[4], hi[4];
@@ -126,76 +120,6 @@ __attribute__((always_inline)) inline void group_acts(const BlockQ4_0* x,
     }
     acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, ag.d),
                              _mm256_cvtepi32_ps(_mm256_sub_epi32(fold(v), ag.sum8)), acc[t]);
-  }
-}
-
-// Weight rows against T activation rows, kPassRows rows by kPassGroups groups at a time: each
-// activation group is prepared once per kPassRows weight rows. Every (weight row, activation row)
-// accumulator takes its groups in order, so the bits are vec_dot's.
-template <int T>
-void dot_acts(int64_t n, const uint8_t* w, size_t w_stride, int64_t n_rows, const uint8_t* act,
-              size_t a_stride, float* y, size_t y_stride) {
-  const int64_t nb = n / kQK4_0;
-  const int64_t n_groups = (nb + 7) / 8;
-  ActGroup prepared[T][kPassGroups];
-  __m256 acc[kPassRows][T];
-  for (int64_t r0 = 0; r0 < n_rows; r0 += kPassRows) {
-    const int64_t rows = std::min(kPassRows, n_rows - r0);
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-    }
-    for (int64_t g0 = 0; g0 < n_groups; g0 += kPassGroups) {
-      const int groups = int(std::min<int64_t>(kPassGroups, n_groups - g0));
-      // A last partial group is zero-padded (see q4_0_avx2.cpp).
-      const int64_t tail = 8 * (g0 + groups) > nb ? nb - 8 * (g0 + groups - 1) : 0;
-      for (int t = 0; t < T; ++t) {
-        const BlockQ8_0* yt = reinterpret_cast<const BlockQ8_0*>(act + size_t(t) * a_stride);
-        for (int g = 0; g < groups; ++g) {
-          const int64_t b = 8 * (g0 + g);
-          if (b + 8 <= nb) {
-            prepare_group(yt + b, &prepared[t][g]);
-          } else {
-            BlockQ8_0 pad[8] = {};
-            std::memcpy(pad, yt + b, size_t(tail) * sizeof(BlockQ8_0));
-            prepare_group(pad, &prepared[t][g]);
-          }
-        }
-      }
-      for (int64_t r = 0; r < rows; ++r) {
-        const BlockQ4_0* x = reinterpret_cast<const BlockQ4_0*>(w + size_t(r0 + r) * w_stride);
-        // The weights are read a row's pass (up to 1152 bytes) at a time, a row apart: too short
-        // a stream for the hardware prefetchers, so the next one is prefetched meanwhile.
-        const uint8_t* next = nullptr;
-        if (r + 1 < rows) {
-          next = reinterpret_cast<const uint8_t*>(x + 8 * g0) + w_stride;
-        } else if (g0 + kPassGroups < n_groups) {
-          next = w + size_t(r0) * w_stride + size_t(8 * (g0 + kPassGroups)) * sizeof(BlockQ4_0);
-        }
-        __m256 a[T];
-#pragma GCC unroll 8
-        for (int t = 0; t < T; ++t) a[t] = acc[r][t];
-        const int full = tail ? groups - 1 : groups;
-        for (int g = 0; g < full; ++g) {
-          if (next) {
-            const char* pf = reinterpret_cast<const char*>(next) + 8 * g * sizeof(BlockQ4_0);
-            _mm_prefetch(pf, _MM_HINT_T0);
-            _mm_prefetch(pf + 64, _MM_HINT_T0);
-            _mm_prefetch(pf + 128, _MM_HINT_T0);
-          }
-          group_acts<T>(x + 8 * (g0 + g), prepared, g, a);
-        }
-        if (tail) {
-          BlockQ4_0 pad[8] = {};
-          std::memcpy(pad, x + 8 * (g0 + full), size_t(tail) * sizeof(BlockQ4_0));
-          group_acts<T>(pad, prepared, full, a);
-        }
-#pragma GCC unroll 8
-        for (int t = 0; t < T; ++t) acc[r][t] = a[t];
-      }
-    }
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int t = 0; t < T; ++t) y[size_t(t) * y_stride + size_t(r0 + r)] = simd::hsum(acc[r][t]);
-    }
   }
 }
 
@@ -221,7 +145,13 @@ void vec_dot_q4_0_q8_0_multi_avx512(int64_t n, const void* w, size_t w_stride, i
   const uint8_t* wb = static_cast<const uint8_t*>(w);
   const uint8_t* act = static_cast<const uint8_t*>(a);
   simd::with_count(n_act, [&](auto t) {
-    dot_acts<decltype(t)::value>(n, wb, w_stride, n_rows, act, a_stride, y, y_stride);
+    constexpr int T = decltype(t)::value;
+    simd::grouped_dot_acts<T, BlockQ4_0, BlockQ8_0, ActGroup>(
+        n / kQK4_0, wb, w_stride, n_rows, act, a_stride, y, y_stride,
+        [](const BlockQ8_0* ys, ActGroup* g) { prepare_group(ys, g); },
+        [](const BlockQ4_0* x, const ActGroup(*ag)[simd::kGroupPass], int g, __m256* acc) {
+          group_acts<T>(x, ag, g, acc);
+        });
   });
 }
 

@@ -12,6 +12,7 @@
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -179,6 +180,86 @@ inline void grouped_dot_rows(int64_t nb, const WBlock* const* x, const ABlock* y
   }
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
+}
+
+// Activation groups prepared per pass of grouped_dot_acts: T rows of them (at most 8 x 8 x 320
+// bytes) stay in L1 while the weight rows pass over them.
+constexpr int kGroupPass = 8;
+// Weight rows per pass of grouped_dot_acts, whose accumulators are kept between passes.
+constexpr int64_t kGroupPassRows = 32;
+
+// n_rows weight rows (w + r * w_stride) of nb blocks of WBlock against T activation rows of
+// ABlock blocks (act + t * a_stride), eight blocks at a time (the Q4_0 kernels), kGroupPassRows
+// rows by kGroupPass groups at a time: prepare(y, &g) turns eight activation blocks into an
+// ActGroup once per pass, and group(x, a, g, acc) adds weight blocks x..x+7 against group g of
+// every activation row (a[t][g]) into acc[t]. A last partial group is zero-padded, as
+// grouped_dot_rows pads it, and every (weight row, activation row) accumulator takes its groups in
+// order: vec_dot's bits.
+template <int T, typename WBlock, typename ABlock, typename ActGroup, typename Prepare,
+          typename Group>
+void grouped_dot_acts(int64_t nb, const uint8_t* w, size_t w_stride, int64_t n_rows,
+                      const uint8_t* act, size_t a_stride, float* y, size_t y_stride,
+                      Prepare prepare, Group group) {
+  const int64_t n_groups = (nb + 7) / 8;
+  ActGroup prepared[T][kGroupPass];
+  __m256 acc[kGroupPassRows][T];
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kGroupPassRows) {
+    const int64_t rows = std::min(kGroupPassRows, n_rows - r0);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    }
+    for (int64_t g0 = 0; g0 < n_groups; g0 += kGroupPass) {
+      const int groups = int(std::min<int64_t>(kGroupPass, n_groups - g0));
+      const int64_t tail = 8 * (g0 + groups) > nb ? nb - 8 * (g0 + groups - 1) : 0;
+      for (int t = 0; t < T; ++t) {
+        const ABlock* yt = reinterpret_cast<const ABlock*>(act + size_t(t) * a_stride);
+        for (int g = 0; g < groups; ++g) {
+          const int64_t b = 8 * (g0 + g);
+          if (b + 8 <= nb) {
+            prepare(yt + b, &prepared[t][g]);
+          } else {
+            ABlock pad[8] = {};
+            std::memcpy(pad, yt + b, size_t(tail) * sizeof(ABlock));
+            prepare(pad, &prepared[t][g]);
+          }
+        }
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        const WBlock* x = reinterpret_cast<const WBlock*>(w + size_t(r0 + r) * w_stride);
+        // The weights are read a row's pass (up to 1152 bytes) at a time, a row apart: too short
+        // a stream for the hardware prefetchers, so the next one is prefetched meanwhile.
+        const uint8_t* next = nullptr;
+        if (r + 1 < rows) {
+          next = reinterpret_cast<const uint8_t*>(x + 8 * g0) + w_stride;
+        } else if (g0 + kGroupPass < n_groups) {
+          next = w + size_t(r0) * w_stride + size_t(8 * (g0 + kGroupPass)) * sizeof(WBlock);
+        }
+        __m256 a[T];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) a[t] = acc[r][t];
+        const int full = tail ? groups - 1 : groups;
+        for (int g = 0; g < full; ++g) {
+          if (next) {
+            const char* pf = reinterpret_cast<const char*>(next) + 8 * g * sizeof(WBlock);
+            _mm_prefetch(pf, _MM_HINT_T0);
+            _mm_prefetch(pf + 64, _MM_HINT_T0);
+            _mm_prefetch(pf + 128, _MM_HINT_T0);
+          }
+          group(x + 8 * (g0 + g), prepared, g, a);
+        }
+        if (tail) {
+          WBlock pad[8] = {};
+          std::memcpy(pad, x + 8 * (g0 + full), size_t(tail) * sizeof(WBlock));
+          group(pad, prepared, full, a);
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) acc[r][t] = a[t];
+      }
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int t = 0; t < T; ++t) y[size_t(t) * y_stride + size_t(r0 + r)] = hsum(acc[r][t]);
+    }
+  }
 }
 
 // [s0 x 4, s1 x 4] from the low two lanes of s.
