@@ -97,7 +97,7 @@ const Row kQ8_0 = {
     {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q8_0, vec_dot_q8_0_q8_0, nullptr,
      each_row<vec_dot_q8_0_q8_0>, nullptr},
     {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q8_0, vec_dot_q8_0_q8_0_avx2, nullptr,
-     each_row<vec_dot_q8_0_q8_0_avx2>, vec_dot_q8_0_q8_0_rows_avx2},
+     vec_dot_q8_0_q8_0_multi_avx2, vec_dot_q8_0_q8_0_rows_avx2},
     {GgmlType::Q8_0, quantize_row_q8_0, dequantize_row_q8_0, vec_dot_q8_0_q8_0_avx512, nullptr,
      vec_dot_q8_0_q8_0_multi_avx512, vec_dot_q8_0_q8_0_rows_avx512},
 };

@@ -29,6 +29,10 @@ float vec_dot_q8_0_q8_0(int64_t n, const void* w, const void* a);
 float vec_dot_q8_0_q8_0_avx2(int64_t n, const void* w, const void* a);
 void vec_dot_q8_0_q8_0_rows_avx2(int64_t n, const void* w, size_t w_stride, const void* a,
                                  float* y);
+// The AVX2 level's VecDotMultiFn: vec_dot_q8_0_q8_0_avx2's bits per row.
+void vec_dot_q8_0_q8_0_multi_avx2(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
+                                  const void* a, size_t a_stride, int n_act, float* y,
+                                  size_t y_stride);
 float vec_dot_q8_0_q8_0_avx512(int64_t n, const void* w, const void* a);
 // The AVX-512 level's VecDotMultiFn (n_act 1..kMaxDotActs): vec_dot_q8_0_q8_0_avx512's bits per
 // row.

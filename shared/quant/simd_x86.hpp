@@ -268,12 +268,6 @@ inline __m256 spread_pair(__m128 s) {
                                   _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
 }
 
-// Exact int8 x int8 dot of 32 pairs, as 8 int32 partial sums (|w|, sign of w moved onto a).
-inline __m256i dot_i8_32(__m256i w, __m256i a) {
-  const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
-  return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
-}
-
 // Byte-shuffle masks picking int16 element s of a 128-bit lane, replicated (Q4_K sub-block
 // scales); built at compile time.
 struct ScaleMasks {
@@ -300,14 +294,23 @@ inline void dot_row_blocks(const void* w, size_t w_stride, const Block* (&x)[kDo
   }
 }
 
+// The exact int8 dot of a Q8_0 weight block with activation quants a, as eight float lanes:
+// abs_dot(|w|, a moved onto w's signs) is the level's exact dot of unsigned by signed bytes in
+// int32 lanes, four bytes each (w = -128 works: |w| reads as unsigned 128).
+template <typename Block, typename AbsDot>
+inline __m256 q8_0_block_dot(const Block& x, __m256i a, AbsDot abs_dot) {
+  const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs));
+  return _mm256_cvtepi32_ps(abs_dot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)));
+}
+
 // ggml's Q8_0 . Q8_0 order (see q8_0.hpp) over nb blocks of R weight rows (x[r]) against one
-// activation row: per block the exact integer dot as eight float lanes (int_dot(weight block,
-// activation quants)), fused with d_w * d_a into the row's accumulator, the scales of two blocks
-// converted at a time; folded as ggml's hsum_float_8. The levels differ only in int_dot. Each row
-// takes the one-row fmas in their order (R chains hide the fma latency that bounds one row); the
-// activation quants are loaded once for all rows, and R > 1 weight streams are prefetched.
-template <int R, typename Block, typename IntDot>
-inline void sum_q8_0_rows(const Block* const* x, const Block* y, int64_t nb, IntDot int_dot,
+// activation row: per block the exact integer dot as eight float lanes (q8_0_block_dot), fused
+// with d_w * d_a into the row's accumulator, the scales of two blocks converted at a time; folded
+// as ggml's hsum_float_8. The levels differ only in abs_dot. Each row takes the one-row fmas in
+// their order (R chains hide the fma latency that bounds one row); the activation quants are
+// loaded once for all rows, and R > 1 weight streams are prefetched.
+template <int R, typename Block, typename AbsDot>
+inline void sum_q8_0_rows(const Block* const* x, const Block* y, int64_t nb, AbsDot abs_dot,
                           float* out) {
   __m256 acc[R];
 #pragma GCC unroll 4
@@ -321,9 +324,10 @@ inline void sum_q8_0_rows(const Block* const* x, const Block* y, int64_t nb, Int
       // One row is one stream, which matmul prefetches.
       if constexpr (R > 1) prefetch_block(&x[r][b], 2 * sizeof(Block));
       const __m128 s = scale_pair(x[r][b].d, x[r][b + 1].d, y[b].d, y[b + 1].d);
-      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), int_dot(x[r][b], a0), acc[r]);
-      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(s)), int_dot(x[r][b + 1], a1),
-                               acc[r]);
+      acc[r] =
+          _mm256_fmadd_ps(_mm256_broadcastss_ps(s), q8_0_block_dot(x[r][b], a0, abs_dot), acc[r]);
+      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(s)),
+                               q8_0_block_dot(x[r][b + 1], a1, abs_dot), acc[r]);
     }
   }
   if (b < nb) {
@@ -331,28 +335,54 @@ inline void sum_q8_0_rows(const Block* const* x, const Block* y, int64_t nb, Int
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const __m128 s = scale_pair(x[r][b].d, x[r][b].d, y[b].d, y[b].d);
-      acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), int_dot(x[r][b], a0), acc[r]);
+      acc[r] =
+          _mm256_fmadd_ps(_mm256_broadcastss_ps(s), q8_0_block_dot(x[r][b], a0, abs_dot), acc[r]);
     }
   }
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
 }
 
-// A level's Q8_0 VecDotFn and VecDotRowsFn, given its int_dot.
-template <typename Block, typename IntDot>
-inline float q8_0_dot(int64_t nb, const void* w, const void* a, IntDot int_dot) {
+// A level's Q8_0 VecDotFn and VecDotRowsFn, given its abs_dot.
+template <typename Block, typename AbsDot>
+inline float q8_0_dot(int64_t nb, const void* w, const void* a, AbsDot abs_dot) {
   const Block* x = static_cast<const Block*>(w);
   float y;
-  sum_q8_0_rows<1>(&x, static_cast<const Block*>(a), nb, int_dot, &y);
+  sum_q8_0_rows<1>(&x, static_cast<const Block*>(a), nb, abs_dot, &y);
   return y;
 }
 
-template <typename Block, typename IntDot>
+template <typename Block, typename AbsDot>
 inline void q8_0_dot_rows(int64_t nb, const void* w, size_t w_stride, const void* a, float* y,
-                          IntDot int_dot) {
+                          AbsDot abs_dot) {
   const Block* x[kDotRows];
   dot_row_blocks(w, w_stride, x);
-  sum_q8_0_rows<kDotRows>(x, static_cast<const Block*>(a), nb, int_dot, y);
+  sum_q8_0_rows<kDotRows>(x, static_cast<const Block*>(a), nb, abs_dot, y);
+}
+
+// The same order for one weight row (x) against T activation rows (a[t]): each activation row's
+// accumulator takes the one-row fmas in their order (d_w * d_a is one float product whichever way
+// the halves are converted); the weight loads and |w| are shared, the row's stream prefetched.
+template <int T, typename Block, typename AbsDot>
+inline void sum_q8_0_acts(const Block* x, const Block* const* a, int64_t nb, AbsDot abs_dot,
+                          float* y, size_t y_stride) {
+  __m256 acc[T];
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const float dw = _cvtsh_ss(x[b].d);
+    prefetch_block(&x[b], sizeof(Block));
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
+    const __m256i w_abs = _mm256_sign_epi8(w, w);
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t][b].qs));
+      const __m256 dot = _mm256_cvtepi32_ps(abs_dot(w_abs, _mm256_sign_epi8(av, w)));
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * _cvtsh_ss(a[t][b].d)), dot, acc[t]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) y[size_t(t) * y_stride] = hsum(acc[t]);
 }
 
 // Calls f(std::integral_constant<int, T>{}) with T = n (1 to 8), so kernels can be templates on a
@@ -378,6 +408,26 @@ inline void with_count(int n, F&& f) {
     default:
       return f(std::integral_constant<int, 8>{});
   }
+}
+
+// A level's Q8_0 VecDotMultiFn, given its abs_dot: sum_q8_0_acts row by row.
+template <typename Block, typename AbsDot>
+inline void q8_0_dot_multi(int64_t nb, const void* w, size_t w_stride, int64_t n_rows,
+                           const void* a, size_t a_stride, int n_act, float* y, size_t y_stride,
+                           AbsDot abs_dot) {
+  with_count(n_act, [&](auto t) {
+    constexpr int T = decltype(t)::value;
+    const Block* acts[T];
+    for (int i = 0; i < T; ++i) {
+      acts[i] =
+          reinterpret_cast<const Block*>(static_cast<const uint8_t*>(a) + size_t(i) * a_stride);
+    }
+    for (int64_t r = 0; r < n_rows; ++r) {
+      const Block* x =
+          reinterpret_cast<const Block*>(static_cast<const uint8_t*>(w) + size_t(r) * w_stride);
+      sum_q8_0_acts<T>(x, acts, nb, abs_dot, y + r, y_stride);
+    }
+  });
 }
 
 }  // namespace
