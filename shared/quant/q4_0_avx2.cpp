@@ -67,46 +67,54 @@ struct ActGroup {
   __m256 d;
 };
 
-inline void prepare_group(const BlockQ8_0* y, ActGroup* g) {
-  const __m256i eight = _mm256_set1_epi8(8);
-#pragma GCC unroll 4
-  for (int p = 0; p < 4; ++p) {
-    g->lo[p] = simd::load_pair(y[2 * p].qs, y[2 * p + 1].qs);
-    g->hi[p] = simd::load_pair(y[2 * p].qs + 16, y[2 * p + 1].qs + 16);
-    g->a8[p] = _mm256_add_epi16(_mm256_maddubs_epi16(eight, g->lo[p]),
-                                _mm256_maddubs_epi16(eight, g->hi[p]));
-  }
-  g->d = simd::scales8(y);
-}
+// The multi-row kernel's steps (simd::grouped_dot_multi): prepare takes what group_rows computes
+// of eight activation blocks before its row loop; add fuses one weight group against T prepared
+// activation groups, each as group_rows fuses a row, the nibbles and the weight scales unpacked
+// once for all of them.
+struct Groups {
+  using W = BlockQ4_0;
+  using A = BlockQ8_0;
+  using Act = ActGroup;
 
-// One weight group against T prepared activation groups, each as group_rows fuses a row: the
-// nibbles and the weight scales are unpacked once for all of them.
-template <int T>
-__attribute__((always_inline)) inline void group_acts(const BlockQ4_0* x,
-                                                      const ActGroup (*a)[simd::kGroupPass], int g,
-                                                      __m256* acc) {
-  const __m256i ones = _mm256_set1_epi16(1);
-  __m256i lo[4], hi[4];
-#pragma GCC unroll 4
-  for (int p = 0; p < 4; ++p) {
-    simd::split_nibbles(simd::load_pair(x[2 * p].qs, x[2 * p + 1].qs), &lo[p], &hi[p]);
-  }
-  const __m256 dw = simd::scales8(x);
-#pragma GCC unroll 8
-  for (int t = 0; t < T; ++t) {
-    const ActGroup& ag = a[t][g];
-    __m256i v[4];
+  __attribute__((always_inline)) static void prepare(const BlockQ8_0* y, ActGroup* g) {
+    const __m256i eight = _mm256_set1_epi8(8);
 #pragma GCC unroll 4
     for (int p = 0; p < 4; ++p) {
-      const __m256i qa = _mm256_add_epi16(_mm256_maddubs_epi16(lo[p], ag.lo[p]),
-                                          _mm256_maddubs_epi16(hi[p], ag.hi[p]));
-      v[p] = _mm256_madd_epi16(_mm256_sub_epi16(qa, ag.a8[p]), ones);
+      g->lo[p] = simd::load_pair(y[2 * p].qs, y[2 * p + 1].qs);
+      g->hi[p] = simd::load_pair(y[2 * p].qs + 16, y[2 * p + 1].qs + 16);
+      g->a8[p] = _mm256_add_epi16(_mm256_maddubs_epi16(eight, g->lo[p]),
+                                  _mm256_maddubs_epi16(eight, g->hi[p]));
     }
-    const __m256i dots =
-        _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-    acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, ag.d), _mm256_cvtepi32_ps(dots), acc[t]);
+    g->d = simd::scales8(y);
   }
-}
+
+  template <int T>
+  __attribute__((always_inline)) static void add(const BlockQ4_0* x,
+                                                 const ActGroup (*a)[simd::kGroupPass], int g,
+                                                 __m256* acc) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i lo[4], hi[4];
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; ++p) {
+      simd::split_nibbles(simd::load_pair(x[2 * p].qs, x[2 * p + 1].qs), &lo[p], &hi[p]);
+    }
+    const __m256 dw = simd::scales8(x);
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      const ActGroup& ag = a[t][g];
+      __m256i v[4];
+#pragma GCC unroll 4
+      for (int p = 0; p < 4; ++p) {
+        const __m256i qa = _mm256_add_epi16(_mm256_maddubs_epi16(lo[p], ag.lo[p]),
+                                            _mm256_maddubs_epi16(hi[p], ag.hi[p]));
+        v[p] = _mm256_madd_epi16(_mm256_sub_epi16(qa, ag.a8[p]), ones);
+      }
+      const __m256i dots =
+          _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, ag.d), _mm256_cvtepi32_ps(dots), acc[t]);
+    }
+  }
+};
 
 }  // namespace
 
@@ -127,17 +135,7 @@ void vec_dot_q4_0_q8_0_rows_avx2(int64_t n, const void* w, size_t w_stride, cons
 void vec_dot_q4_0_q8_0_multi_avx2(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
                                   const void* a, size_t a_stride, int n_act, float* y,
                                   size_t y_stride) {
-  const uint8_t* wb = static_cast<const uint8_t*>(w);
-  const uint8_t* act = static_cast<const uint8_t*>(a);
-  simd::with_count(n_act, [&](auto t) {
-    constexpr int T = decltype(t)::value;
-    simd::grouped_dot_acts<T, BlockQ4_0, BlockQ8_0, ActGroup>(
-        n / kQK4_0, wb, w_stride, n_rows, act, a_stride, y, y_stride,
-        [](const BlockQ8_0* ys, ActGroup* g) { prepare_group(ys, g); },
-        [](const BlockQ4_0* x, const ActGroup(*ag)[simd::kGroupPass], int g, __m256* acc) {
-          group_acts<T>(x, ag, g, acc);
-        });
-  });
+  simd::grouped_dot_multi<Groups>(n / kQK4_0, w, w_stride, n_rows, a, a_stride, n_act, y, y_stride);
 }
 
 }  // namespace lb

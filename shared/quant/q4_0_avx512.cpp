@@ -83,45 +83,52 @@ struct ActGroup {
   __m256 d;
 };
 
-inline void prepare_group(const BlockQ8_0* y, ActGroup* g) {
-  const __m256i eight = _mm256_set1_epi8(8);
-  const __m256i zero = _mm256_setzero_si256();
-  __m256i s[4];
-#pragma GCC unroll 4
-  for (int p = 0; p < 4; ++p) {
-    g->lo[p] = simd::load_pair(y[2 * p].qs, y[2 * p + 1].qs);
-    g->hi[p] = simd::load_pair(y[2 * p].qs + 16, y[2 * p + 1].qs + 16);
-    s[p] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, eight, g->lo[p]), eight, g->hi[p]);
-  }
-  g->sum8 = fold(s);
-  g->d = simd::scales8(y);
-}
-
-// One weight group against T prepared activation groups: the nibbles are unpacked once, and per
+// The multi-row kernel's steps (simd::grouped_dot_multi): prepare fills an ActGroup; add fuses
+// one weight group against T prepared activation groups, the nibbles unpacked once, and per
 // activation row eight vpdpbusd take the prepared quants straight from memory.
-template <int T>
-__attribute__((always_inline)) inline void group_acts(const BlockQ4_0* x,
-                                                      const ActGroup (*a)[simd::kGroupPass], int g,
-                                                      __m256* acc) {
-  const __m256i zero = _mm256_setzero_si256();
-  __m256i lo[4], hi[4];
-#pragma GCC unroll 4
-  for (int p = 0; p < 4; ++p) {
-    simd::split_nibbles(simd::load_pair(x[2 * p].qs, x[2 * p + 1].qs), &lo[p], &hi[p]);
-  }
-  const __m256 dw = weight_scales(x);
-#pragma GCC unroll 8
-  for (int t = 0; t < T; ++t) {
-    const ActGroup& ag = a[t][g];
-    __m256i v[4];
+struct Groups {
+  using W = BlockQ4_0;
+  using A = BlockQ8_0;
+  using Act = ActGroup;
+
+  __attribute__((always_inline)) static void prepare(const BlockQ8_0* y, ActGroup* g) {
+    const __m256i eight = _mm256_set1_epi8(8);
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i s[4];
 #pragma GCC unroll 4
     for (int p = 0; p < 4; ++p) {
-      v[p] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, lo[p], ag.lo[p]), hi[p], ag.hi[p]);
+      g->lo[p] = simd::load_pair(y[2 * p].qs, y[2 * p + 1].qs);
+      g->hi[p] = simd::load_pair(y[2 * p].qs + 16, y[2 * p + 1].qs + 16);
+      s[p] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, eight, g->lo[p]), eight, g->hi[p]);
     }
-    acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, ag.d),
-                             _mm256_cvtepi32_ps(_mm256_sub_epi32(fold(v), ag.sum8)), acc[t]);
+    g->sum8 = fold(s);
+    g->d = simd::scales8(y);
   }
-}
+
+  template <int T>
+  __attribute__((always_inline)) static void add(const BlockQ4_0* x,
+                                                 const ActGroup (*a)[simd::kGroupPass], int g,
+                                                 __m256* acc) {
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i lo[4], hi[4];
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; ++p) {
+      simd::split_nibbles(simd::load_pair(x[2 * p].qs, x[2 * p + 1].qs), &lo[p], &hi[p]);
+    }
+    const __m256 dw = weight_scales(x);
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      const ActGroup& ag = a[t][g];
+      __m256i v[4];
+#pragma GCC unroll 4
+      for (int p = 0; p < 4; ++p) {
+        v[p] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(zero, lo[p], ag.lo[p]), hi[p], ag.hi[p]);
+      }
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, ag.d),
+                               _mm256_cvtepi32_ps(_mm256_sub_epi32(fold(v), ag.sum8)), acc[t]);
+    }
+  }
+};
 
 }  // namespace
 
@@ -142,17 +149,7 @@ void vec_dot_q4_0_q8_0_rows_avx512(int64_t n, const void* w, size_t w_stride, co
 void vec_dot_q4_0_q8_0_multi_avx512(int64_t n, const void* w, size_t w_stride, int64_t n_rows,
                                     const void* a, size_t a_stride, int n_act, float* y,
                                     size_t y_stride) {
-  const uint8_t* wb = static_cast<const uint8_t*>(w);
-  const uint8_t* act = static_cast<const uint8_t*>(a);
-  simd::with_count(n_act, [&](auto t) {
-    constexpr int T = decltype(t)::value;
-    simd::grouped_dot_acts<T, BlockQ4_0, BlockQ8_0, ActGroup>(
-        n / kQK4_0, wb, w_stride, n_rows, act, a_stride, y, y_stride,
-        [](const BlockQ8_0* ys, ActGroup* g) { prepare_group(ys, g); },
-        [](const BlockQ4_0* x, const ActGroup(*ag)[simd::kGroupPass], int g, __m256* acc) {
-          group_acts<T>(x, ag, g, acc);
-        });
-  });
+  simd::grouped_dot_multi<Groups>(n / kQK4_0, w, w_stride, n_rows, a, a_stride, n_act, y, y_stride);
 }
 
 }  // namespace lb

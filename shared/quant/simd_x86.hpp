@@ -188,18 +188,19 @@ constexpr int kGroupPass = 8;
 // Weight rows per pass of grouped_dot_acts, whose accumulators are kept between passes.
 constexpr int64_t kGroupPassRows = 32;
 
-// n_rows weight rows (w + r * w_stride) of nb blocks of WBlock against T activation rows of
-// ABlock blocks (act + t * a_stride), eight blocks at a time (the Q4_0 kernels), kGroupPassRows
-// rows by kGroupPass groups at a time: prepare(y, &g) turns eight activation blocks into an
-// ActGroup once per pass, and group(x, a, g, acc) adds weight blocks x..x+7 against group g of
-// every activation row (a[t][g]) into acc[t]. A last partial group is zero-padded, as
-// grouped_dot_rows pads it, and every (weight row, activation row) accumulator takes its groups in
-// order: vec_dot's bits.
-template <int T, typename WBlock, typename ABlock, typename ActGroup, typename Prepare,
-          typename Group>
+// n_rows weight rows (w + r * w_stride) of nb blocks against T activation rows (act + t *
+// a_stride), eight blocks at a time (the Q4_0 kernels), kGroupPassRows rows by kGroupPass groups
+// at a time. The kernel family K has the block types W and A, and Act, eight activation blocks
+// prepared once per pass by K::prepare(y, &group); K::add<T>(x, groups, g, acc) adds weight
+// blocks x..x+7 against group g of every activation row (groups[t][g]) into acc[t]. A last
+// partial group is zero-padded, as grouped_dot_rows pads it, and every (weight row, activation
+// row) accumulator takes its groups in order: vec_dot's bits.
+template <int T, typename K>
 void grouped_dot_acts(int64_t nb, const uint8_t* w, size_t w_stride, int64_t n_rows,
-                      const uint8_t* act, size_t a_stride, float* y, size_t y_stride,
-                      Prepare prepare, Group group) {
+                      const uint8_t* act, size_t a_stride, float* y, size_t y_stride) {
+  using WBlock = typename K::W;
+  using ABlock = typename K::A;
+  using ActGroup = typename K::Act;
   const int64_t n_groups = (nb + 7) / 8;
   ActGroup prepared[T][kGroupPass];
   __m256 acc[kGroupPassRows][T];
@@ -216,11 +217,11 @@ void grouped_dot_acts(int64_t nb, const uint8_t* w, size_t w_stride, int64_t n_r
         for (int g = 0; g < groups; ++g) {
           const int64_t b = 8 * (g0 + g);
           if (b + 8 <= nb) {
-            prepare(yt + b, &prepared[t][g]);
+            K::prepare(yt + b, &prepared[t][g]);
           } else {
             ABlock pad[8] = {};
             std::memcpy(pad, yt + b, size_t(tail) * sizeof(ABlock));
-            prepare(pad, &prepared[t][g]);
+            K::prepare(pad, &prepared[t][g]);
           }
         }
       }
@@ -245,12 +246,12 @@ void grouped_dot_acts(int64_t nb, const uint8_t* w, size_t w_stride, int64_t n_r
             _mm_prefetch(pf + 64, _MM_HINT_T0);
             _mm_prefetch(pf + 128, _MM_HINT_T0);
           }
-          group(x + 8 * (g0 + g), prepared, g, a);
+          K::template add<T>(x + 8 * (g0 + g), prepared, g, a);
         }
         if (tail) {
           WBlock pad[8] = {};
           std::memcpy(pad, x + 8 * (g0 + full), size_t(tail) * sizeof(WBlock));
-          group(pad, prepared, full, a);
+          K::template add<T>(pad, prepared, full, a);
         }
 #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) acc[r][t] = a[t];
@@ -427,6 +428,17 @@ inline void q8_0_dot_multi(int64_t nb, const void* w, size_t w_stride, int64_t n
           reinterpret_cast<const Block*>(static_cast<const uint8_t*>(w) + size_t(r) * w_stride);
       sum_q8_0_acts<T>(x, acts, nb, abs_dot, y + r, y_stride);
     }
+  });
+}
+
+// grouped_dot_acts as a VecDotMultiFn (n_act 1..kMaxDotActs).
+template <typename K>
+inline void grouped_dot_multi(int64_t nb, const void* w, size_t w_stride, int64_t n_rows,
+                              const void* a, size_t a_stride, int n_act, float* y,
+                              size_t y_stride) {
+  with_count(n_act, [&](auto t) {
+    grouped_dot_acts<decltype(t)::value, K>(nb, static_cast<const uint8_t*>(w), w_stride, n_rows,
+                                            static_cast<const uint8_t*>(a), a_stride, y, y_stride);
   });
 }
 
