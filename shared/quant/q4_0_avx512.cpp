@@ -10,8 +10,6 @@
 #include "quant/q8_0.hpp"
 #include "quant/simd_x86.hpp"
 
-#include <algorithm>
-
 namespace lb {
 namespace {
 
