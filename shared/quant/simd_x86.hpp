@@ -120,6 +120,36 @@ inline void split_nibbles(__m256i bytes, __m256i* lo, __m256i* hi) {
   *hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), m4);
 }
 
+// Four pairs of per-block int32 partial sums (Q4_0's eight-block groups) -> the dots of blocks
+// 0, 2, 4, 6, 1, 3, 5, 7: three vphaddd.
+inline __m256i fold_pairs(const __m256i (&v)[4]) {
+  return _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+}
+
+// The 4-bit quants of eight Q4_0 blocks, blocks 2p and 2p + 1 in register p (a 128-bit lane
+// each): the low nibbles (quants 0..15) in lo[p], the high ones (16..31) in hi[p].
+struct NibblePairs {
+  __m256i lo[4], hi[4];
+};
+
+template <typename Block>
+inline void nibble_pairs(const Block* x, NibblePairs* q) {
+#pragma GCC unroll 4
+  for (int p = 0; p < 4; ++p) {
+    split_nibbles(load_pair(x[2 * p].qs, x[2 * p + 1].qs), &q->lo[p], &q->hi[p]);
+  }
+}
+
+// The 8-bit quants of eight Q8_0 blocks in the same pairs: quants 0..15 in lo[p], 16..31 in hi[p].
+template <typename Block>
+inline void quant_pairs(const Block* y, __m256i (&lo)[4], __m256i (&hi)[4]) {
+#pragma GCC unroll 4
+  for (int p = 0; p < 4; ++p) {
+    lo[p] = load_pair(y[2 * p].qs, y[2 * p + 1].qs);
+    hi[p] = load_pair(y[2 * p].qs + 16, y[2 * p + 1].qs + 16);
+  }
+}
+
 // The F16 scales d of blocks x[0..7] as floats, lanes in block order 0, 2, 4, 6, 1, 3, 5, 7 (the
 // order Q4_0's eight-block groups fold their sums in), assembled in general-purpose registers.
 template <typename Block>
@@ -155,18 +185,43 @@ inline __m128 scale_pair(Half w0, Half w1, Half a0, Half a1) {
   return _mm_mul_ps(f, _mm_movehl_ps(f, f));
 }
 
-// R weight rows (x[r]) of nb blocks against one activation row, eight blocks at a time (the
-// Q4_0 kernels): group(x, b, y + b, acc) fuses blocks b..b+7 of every row into acc[r]. The last
+// Blocks b..b+7 of R weight rows (x[r]) against eight activation blocks y, for grouped_dot_rows,
+// from a Q4_0 kernel family K: the block types W and A; Act, eight activation blocks as
+// K::prepare(y, &act) leaves them (once for all rows); K::weight_scales(x) the eight weight
+// scales in lane order; K::fuse(nibbles, scales, act, &acc) one group's dots fused into acc. The
+// R > 1 weight streams are prefetched (one row is one stream, which matmul prefetches). Always
+// inlined, and so are K's steps: GCC otherwise called the group step once per group with the
+// accumulators in memory, which cost a sixth of the speed.
+template <int R, typename K>
+__attribute__((always_inline)) inline void q4_0_group_rows(const typename K::W* const* x, int64_t b,
+                                                           const typename K::A* y, __m256* acc) {
+  using WBlock = typename K::W;
+  typename K::Act act;
+  K::prepare(y, &act);
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    const WBlock* xb = x[r] + b;
+    if constexpr (R > 1) prefetch_block(xb, 8 * sizeof(WBlock));
+    NibblePairs q;
+    nibble_pairs(xb, &q);
+    K::fuse(q, K::weight_scales(xb), act, &acc[r]);
+  }
+}
+
+// R weight rows (x[r]) of nb blocks against one activation row, eight blocks at a time (a Q4_0
+// kernel family K): q4_0_group_rows fuses blocks b..b+7 of every row into acc[r]. The last
 // blocks are zero-padded to a group: a zero block adds fma(0, 0, acc) = acc (the accumulators are
 // never -0), so the lanes past the end keep their sums. out[r] = hsum(acc[r]).
-template <int R, typename WBlock, typename ABlock, typename Group>
-inline void grouped_dot_rows(int64_t nb, const WBlock* const* x, const ABlock* y, float* out,
-                             Group group) {
+template <int R, typename K>
+inline void grouped_dot_rows(int64_t nb, const typename K::W* const* x, const typename K::A* y,
+                             float* out) {
+  using WBlock = typename K::W;
+  using ABlock = typename K::A;
   __m256 acc[R];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
   int64_t b = 0;
-  for (; b + 8 <= nb; b += 8) group(x, b, y + b, acc);
+  for (; b + 8 <= nb; b += 8) q4_0_group_rows<R, K>(x, b, y + b, acc);
   if (b < nb) {
     WBlock xt[R][8] = {};
     ABlock yt[8] = {};
@@ -176,7 +231,7 @@ inline void grouped_dot_rows(int64_t nb, const WBlock* const* x, const ABlock* y
       xp[r] = xt[r];
     }
     std::memcpy(yt, y + b, size_t(nb - b) * sizeof(ABlock));
-    group(xp, 0, yt, acc);
+    q4_0_group_rows<R, K>(xp, 0, yt, acc);
   }
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
@@ -189,12 +244,11 @@ constexpr int kGroupPass = 8;
 constexpr int64_t kGroupPassRows = 32;
 
 // n_rows weight rows (w + r * w_stride) of nb blocks against T activation rows (act + t *
-// a_stride), eight blocks at a time (the Q4_0 kernels), kGroupPassRows rows by kGroupPass groups
-// at a time. The kernel family K has the block types W and A, and Act, eight activation blocks
-// prepared once per pass by K::prepare(y, &group); K::add<T>(x, groups, g, acc) adds weight
-// blocks x..x+7 against group g of every activation row (groups[t][g]) into acc[t]. A last
-// partial group is zero-padded, as grouped_dot_rows pads it, and every (weight row, activation
-// row) accumulator takes its groups in order: vec_dot's bits.
+// a_stride), eight blocks at a time (a Q4_0 kernel family K, see q4_0_group_rows),
+// kGroupPassRows rows by kGroupPass groups at a time: each activation group is prepared once per
+// pass, each weight group unpacked once for all activation rows. A last partial group is
+// zero-padded, as grouped_dot_rows pads it, and every (weight row, activation row) accumulator
+// takes its groups in order: vec_dot's bits.
 template <int T, typename K>
 void grouped_dot_acts(int64_t nb, const uint8_t* w, size_t w_stride, int64_t n_rows,
                       const uint8_t* act, size_t a_stride, float* y, size_t y_stride) {
@@ -204,6 +258,13 @@ void grouped_dot_acts(int64_t nb, const uint8_t* w, size_t w_stride, int64_t n_r
   const int64_t n_groups = (nb + 7) / 8;
   ActGroup prepared[T][kGroupPass];
   __m256 acc[kGroupPassRows][T];
+  const auto add_group = [&](const WBlock* x, int g, __m256* a) {
+    NibblePairs q;
+    nibble_pairs(x, &q);
+    const __m256 dw = K::weight_scales(x);
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) K::fuse(q, dw, prepared[t][g], &a[t]);
+  };
   for (int64_t r0 = 0; r0 < n_rows; r0 += kGroupPassRows) {
     const int64_t rows = std::min(kGroupPassRows, n_rows - r0);
     for (int64_t r = 0; r < rows; ++r) {
@@ -246,12 +307,12 @@ void grouped_dot_acts(int64_t nb, const uint8_t* w, size_t w_stride, int64_t n_r
             _mm_prefetch(pf + 64, _MM_HINT_T0);
             _mm_prefetch(pf + 128, _MM_HINT_T0);
           }
-          K::template add<T>(x + 8 * (g0 + g), prepared, g, a);
+          add_group(x + 8 * (g0 + g), g, a);
         }
         if (tail) {
           WBlock pad[8] = {};
           std::memcpy(pad, x + 8 * (g0 + full), size_t(tail) * sizeof(WBlock));
-          K::template add<T>(pad, prepared, full, a);
+          add_group(pad, full, a);
         }
 #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) acc[r][t] = a[t];
@@ -431,11 +492,26 @@ inline void q8_0_dot_multi(int64_t nb, const void* w, size_t w_stride, int64_t n
   });
 }
 
-// grouped_dot_acts as a VecDotMultiFn (n_act 1..kMaxDotActs).
+// A Q4_0 kernel family's VecDotFn, VecDotRowsFn and VecDotMultiFn (n_act 1..kMaxDotActs). The
+// one-row dot is q4_0_group_rows<1, K>, so the kDotRows kernel equals it by construction.
 template <typename K>
-inline void grouped_dot_multi(int64_t nb, const void* w, size_t w_stride, int64_t n_rows,
-                              const void* a, size_t a_stride, int n_act, float* y,
-                              size_t y_stride) {
+inline float q4_0_dot(int64_t nb, const void* w, const void* a) {
+  const typename K::W* x = static_cast<const typename K::W*>(w);
+  float y;
+  grouped_dot_rows<1, K>(nb, &x, static_cast<const typename K::A*>(a), &y);
+  return y;
+}
+
+template <typename K>
+inline void q4_0_dot_rows(int64_t nb, const void* w, size_t w_stride, const void* a, float* y) {
+  const typename K::W* x[kDotRows];
+  dot_row_blocks(w, w_stride, x);
+  grouped_dot_rows<kDotRows, K>(nb, x, static_cast<const typename K::A*>(a), y);
+}
+
+template <typename K>
+inline void q4_0_dot_multi(int64_t nb, const void* w, size_t w_stride, int64_t n_rows,
+                           const void* a, size_t a_stride, int n_act, float* y, size_t y_stride) {
   with_count(n_act, [&](auto t) {
     grouped_dot_acts<decltype(t)::value, K>(nb, static_cast<const uint8_t*>(w), w_stride, n_rows,
                                             static_cast<const uint8_t*>(a), a_stride, y, y_stride);
