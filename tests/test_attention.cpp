@@ -28,17 +28,16 @@ bool have_avx2() {
   return lb::detected_simd() >= lb::SimdLevel::Avx2;
 }
 
-TEST(Expf, EightLanesSameBitsAsLibm) {
-  if (!have_avx2()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
-  // Every 251st bit pattern (both signs, subnormals, the special range, infinities, NaNs), and
-  // a dense run of the softmax's arguments (-20, 0].
+// Every 251st bit pattern (both signs, subnormals, the special range, infinities, NaNs), and a
+// dense run of the softmax's arguments (-20, 0], through a vector variant of expf_row.
+void expect_libm_bits(void (*expf_row_simd)(const float*, float*, int64_t)) {
   std::vector<float> x = lb::spread_floats(251);
   for (float f = -20.0f; f <= 0.0f; f += 1.0f / 4096) x.push_back(f);
   for (float f : {-INFINITY, INFINITY, -0.0f, 0.0f, 88.0f, -88.0f, 88.72f, -103.5f, -104.0f})
     x.push_back(f);
-  x.resize(x.size() + 5, -1.0f);  // a length that is not a multiple of eight
+  x.resize(x.size() + 5, -1.0f);  // a length that is not a multiple of eight or sixteen
   std::vector<float> y(x.size());
-  lb::expf_row_avx2(x.data(), y.data(), int64_t(x.size()));
+  expf_row_simd(x.data(), y.data(), int64_t(x.size()));
   size_t mismatches = 0;
   for (size_t i = 0; i < x.size(); ++i) {
     const float want = std::exp(x[i]);
@@ -48,6 +47,16 @@ TEST(Expf, EightLanesSameBitsAsLibm) {
     }
   }
   EXPECT_EQ(mismatches, 0u) << "of " << x.size() << " arguments";
+}
+
+TEST(Expf, Avx2SameBitsAsLibm) {
+  if (!have_avx2()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  expect_libm_bits(lb::expf_row_avx2);
+}
+
+TEST(Expf, Avx512SameBitsAsLibm) {
+  if (lb::detected_simd() < lb::SimdLevel::Avx512) GTEST_SKIP() << "no AVX-512 on this CPU";
+  expect_libm_bits(lb::expf_row_avx512);
 }
 
 struct Case {

@@ -9,13 +9,15 @@
 namespace lb {
 namespace {
 
-// Another libm (musl, or a glibc that changed its expf) would make the vector variant disagree
+using ExpfRowFn = void (*)(const float* x, float* y, int64_t n);
+
+// Another libm (musl, or a glibc that changed its expf) would make a vector variant disagree
 // with llama.cpp built against it. Arguments: 2^16 bit patterns spread over every negative and
 // positive float, which reaches each table entry and polynomial range many times over.
-bool avx2_matches_libm() {
+bool matches_libm(ExpfRowFn expf_row_simd) {
   const std::vector<float> x = spread_floats(65521);
   std::vector<float> got(x.size());
-  expf_row_avx2(x.data(), got.data(), int64_t(x.size()));
+  expf_row_simd(x.data(), got.data(), int64_t(x.size()));
   for (size_t i = 0; i < x.size(); ++i) {
     const float want = std::exp(x[i]);
     if (std::isnan(want) ? !std::isnan(got[i]) : std::memcmp(&want, &got[i], sizeof want) != 0)
@@ -38,9 +40,14 @@ std::vector<float> spread_floats(uint32_t step) {
 }
 
 void expf_row(const float* x, float* y, int64_t n) {
-  static const bool avx2 = detected_simd() >= SimdLevel::Avx2 && avx2_matches_libm();
-  if (avx2) {
-    expf_row_avx2(x, y, n);
+  static const ExpfRowFn simd = []() -> ExpfRowFn {
+    const SimdLevel level = detected_simd();
+    if (level >= SimdLevel::Avx512 && matches_libm(expf_row_avx512)) return expf_row_avx512;
+    if (level >= SimdLevel::Avx2 && matches_libm(expf_row_avx2)) return expf_row_avx2;
+    return nullptr;
+  }();
+  if (simd) {
+    simd(x, y, n);
   } else {
     for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
   }
