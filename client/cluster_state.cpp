@@ -50,4 +50,14 @@ void write_cluster_state(const std::string& path, const ClusterState& s) {
   std::filesystem::rename(tmp, path);
 }
 
+void remove_own_cluster_state(const std::string& path, int up_pid) {
+  std::optional<ClusterState> s;
+  try {
+    s = read_cluster_state(path);
+  } catch (const Error&) {
+    return;  // not a record of ours either
+  }
+  if (s && s->up_pid == up_pid) std::filesystem::remove(path);
+}
+
 }  // namespace lb::client

@@ -22,5 +22,8 @@ std::optional<ClusterState> read_cluster_state(const std::string& path);
 // else tcp://127.0.0.1:5555.
 std::string resolve_broker(const std::string& flag);
 void write_cluster_state(const std::string& path, const ClusterState& s);
+// Removes the record at path when it is the one up_pid wrote: another `up` may have recorded its
+// own cluster there since (after this one's file was deleted), and that record must stay.
+void remove_own_cluster_state(const std::string& path, int up_pid);
 
 }  // namespace lb::client

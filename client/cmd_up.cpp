@@ -171,7 +171,7 @@ int run_up(const UpArgs& a) {
     }
   }
   stop_processes(pids);
-  fs::remove(state_path);
+  remove_own_cluster_state(state_path, int(::getpid()));
   std::printf("cluster stopped\n");
   return exit_code;
 }

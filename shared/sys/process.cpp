@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
+#include <string>
 #include <thread>
 
 #include "util/error.hpp"
@@ -38,7 +40,15 @@ int spawn_process(const std::vector<std::string>& argv, const std::string& log, 
 bool process_alive(int pid) {
   if (pid <= 0) return false;
   if (::waitpid(pid, nullptr, WNOHANG) == pid) return false;
-  return ::kill(pid, 0) == 0;
+  if (::kill(pid, 0) != 0) return false;
+  // Someone else's child that exited stays a zombie until its parent reaps it: `layerbus down`
+  // waiting for the `up` a script started would otherwise wait out its whole deadline.
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;  // no /proc: kill's answer stands
+  const size_t comm_end = line.rfind(')');     // the state follows "(comm) ", comm may hold ')'
+  return comm_end == std::string::npos || comm_end + 2 >= line.size() ||
+         (line[comm_end + 2] != 'Z' && line[comm_end + 2] != 'X');
 }
 
 void stop_processes(const std::vector<int>& pids, std::chrono::milliseconds grace) {

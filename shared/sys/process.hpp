@@ -12,7 +12,8 @@ namespace lb {
 int spawn_process(const std::vector<std::string>& argv, const std::string& log,
                   bool new_group = false);
 
-// Whether pid still runs; reaps it when it is our exited child.
+// Whether pid still runs; reaps it when it is our exited child, and counts another parent's
+// exited child (a zombie) as gone.
 bool process_alive(int pid);
 
 // SIGTERM to each, then SIGKILL to those still running after `grace`; reaps our children.
