@@ -51,11 +51,12 @@ std::vector<int> json_tokens(const std::string& out) {
   }
 }
 
-// A `layerbus up` child and everything it records; whatever still runs at the end is stopped.
+// A `layerbus up` child and the processes it recorded; whatever still runs at the end is stopped.
 struct Up {
   std::string state;
   std::string log;
   int pid = 0;
+  std::vector<int> cluster;  // broker and stages, once recorded
 
   Up(const lbtest::TempDir& dir, const std::string& tag, const std::string& model,
      const std::string& state_path)
@@ -67,21 +68,30 @@ struct Up {
   }
   ~Up() {
     std::vector<int> alive;
-    for (int p : recorded_pids()) {
+    for (int p : all()) {
       if (lb::process_alive(p)) alive.push_back(p);
     }
     lb::stop_processes(alive);
   }
 
+  std::vector<int> all() const {
+    std::vector<int> pids = cluster;
+    pids.push_back(pid);
+    return pids;
+  }
+
   // The record once it names this `up`, else empty (after a minute, or when `up` ended).
-  nlohmann::json wait_recorded() const {
+  nlohmann::json wait_recorded() {
     const auto deadline = Clock::now() + std::chrono::minutes(1);
     while (Clock::now() < deadline && lb::process_alive(pid)) {
       std::ifstream in(state);
       if (in) {
         try {
           const nlohmann::json j = nlohmann::json::parse(in);
-          if (j["up_pid"] == pid) return j;
+          if (j["up_pid"] == pid) {
+            cluster = j["pids"].get<std::vector<int>>();
+            return j;
+          }
         } catch (const nlohmann::json::exception&) {
           // written by a rename, so a partial file is someone else's: wait on
         }
@@ -90,20 +100,6 @@ struct Up {
     }
     ADD_FAILURE() << "`layerbus up` recorded no cluster at " << state << ":\n" << read_file(log);
     return {};
-  }
-
-  std::vector<int> recorded_pids() const {
-    std::vector<int> pids = {pid};
-    std::ifstream in(state);
-    if (!in) return pids;
-    try {
-      const nlohmann::json j = nlohmann::json::parse(in);
-      if (j["up_pid"] == pid) {
-        for (int p : j["pids"].get<std::vector<int>>()) pids.push_back(p);
-      }
-    } catch (const nlohmann::json::exception&) {
-    }
-    return pids;
   }
 };
 
@@ -166,10 +162,8 @@ TEST(Up, StartsAClusterThatGeneratesAsOneProcessAndDownStopsEveryProcess) {
   const std::string down =
       run_command({lbtest::bin_path("layerbus"), "down", "--state", state}, dir.file("down.log"));
   EXPECT_NE(down.find("cluster stopped"), std::string::npos) << down;
-  std::vector<int> all = pids;
-  all.push_back(up.pid);
-  wait_gone(all);
-  for (int p : all) EXPECT_FALSE(lb::process_alive(p)) << p << " still runs";
+  wait_gone(up.all());
+  for (int p : up.all()) EXPECT_FALSE(lb::process_alive(p)) << p << " still runs";
   EXPECT_FALSE(std::filesystem::exists(state));
   const std::string again = run_command({lbtest::bin_path("layerbus"), "down", "--state", state},
                                         dir.file("down-again.log"));
@@ -190,16 +184,14 @@ TEST(Up, StoppingOneUpLeavesTheRecordOfAnotherAlone) {
 
   // Ctrl-C (SIGTERM here) to the first: its cluster stops, the second's record stays.
   ::kill(first.pid, SIGTERM);
-  wait_gone({first.pid});
-  ASSERT_FALSE(lb::process_alive(first.pid));
+  wait_gone(first.all());
+  for (int p : first.all()) EXPECT_FALSE(lb::process_alive(p)) << p << " still runs";
   EXPECT_EQ(second.wait_recorded()["up_pid"], second.pid);
 
   // So `down` still finds and stops the second cluster.
   const std::string down =
       run_command({lbtest::bin_path("layerbus"), "down", "--state", state}, dir.file("down.log"));
   EXPECT_NE(down.find("cluster stopped"), std::string::npos) << down;
-  std::vector<int> all = rec["pids"].get<std::vector<int>>();
-  all.push_back(second.pid);
-  wait_gone(all);
-  for (int p : all) EXPECT_FALSE(lb::process_alive(p)) << p << " still runs";
+  wait_gone(second.all());
+  for (int p : second.all()) EXPECT_FALSE(lb::process_alive(p)) << p << " still runs";
 }
