@@ -6,7 +6,6 @@
 #include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <thread>
 
 #include "net/broker_client.hpp"
@@ -135,12 +134,7 @@ class Cluster {
     throw std::runtime_error("cluster not serving in time:\n" + logs);
   }
 
-  std::string log(const std::string& name) const {
-    std::ifstream in(dir_.file(name + ".log"));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
+  std::string log(const std::string& name) const { return read_text(dir_.file(name + ".log")); }
 
  private:
   TempDir dir_;

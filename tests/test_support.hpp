@@ -6,7 +6,9 @@
 #include <unistd.h>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,14 @@ inline std::vector<float> random_floats(int64_t n, uint32_t seed, float scale = 
   std::vector<float> v(static_cast<size_t>(n));
   for (float& x : v) x = normal(rng);
   return v;
+}
+
+// The whole file, or "" when it cannot be read (a log its process never wrote).
+inline std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 inline std::string bin_path(const std::string& exe) {

@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <thread>
 
 #include "synth/synth.hpp"
@@ -18,13 +17,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Runs a command to its end (at most two minutes) and returns what it printed.
 std::string run_command(const std::vector<std::string>& argv, const std::string& log) {
   const int pid = lb::spawn_process(argv, log);
@@ -34,9 +26,9 @@ std::string run_command(const std::vector<std::string>& argv, const std::string&
   }
   if (lb::process_alive(pid)) {
     lb::stop_processes({pid});
-    ADD_FAILURE() << argv[1] << " did not finish:\n" << read_file(log);
+    ADD_FAILURE() << argv[1] << " did not finish:\n" << lbtest::read_text(log);
   }
-  return read_file(log);
+  return lbtest::read_text(log);
 }
 
 // The tokens of the JSON object a --json command printed last.
@@ -98,7 +90,8 @@ struct Up {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    ADD_FAILURE() << "`layerbus up` recorded no cluster at " << state << ":\n" << read_file(log);
+    ADD_FAILURE() << "`layerbus up` recorded no cluster at " << state << ":\n"
+                  << lbtest::read_text(log);
     return {};
   }
 };
