@@ -299,6 +299,8 @@ void Broker::send_assignments(const std::vector<std::string>& emptied) {
   a.ctx = cfg_.context;
   a.seqs = uint32_t(cfg_.max_sequences);
   a.dtype = dtype_;
+  const std::set<int32_t>& eog = m.tokenizer->end_of_generation();
+  a.eog.assign(eog.begin(), eog.end());
   if (migration_ && cfg_.kv_transfer) {
     // Caches that hold positions carry over; a request whose prompt has not run holds none.
     for (const auto& [id, r] : requests_) {
@@ -312,13 +314,14 @@ void Broker::send_assignments(const std::vector<std::string>& emptied) {
     a.begin = s.layer_begin;
     a.end = s.layer_end;
     a.upstream = i == 0 ? "broker" : nodes_[plan_->stages[i - 1].node_id].info.data;
-    a.downstream = i + 1 < plan_->stages.size() ? nodes_[plan_->stages[i + 1].node_id].info.data
-                                                : collect_endpoint_;
+    const bool tail = i + 1 == plan_->stages.size();
+    a.downstream = tail ? collect_endpoint_ : nodes_[plan_->stages[i + 1].node_id].info.data;
+    a.head = tail && cfg_.loop_steps ? nodes_[plan_->stages.front().node_id].info.data : "";
     reply(s.node_id, wire::encode(a));
   }
   // Stages that held layers and hold none now give their memory back.
   a.begin = a.end = 0;
-  a.upstream = a.downstream = "";
+  a.upstream = a.downstream = a.head = "";
   for (const std::string& id : emptied) reply(id, wire::encode(a));
   const std::string head = nodes_[plan_->stages.front().node_id].info.data;
   if (feed_target_ != head) {

@@ -58,7 +58,11 @@ struct Request {
   bool active = false;     // holds a KV cache in the stages
   bool in_flight = false;  // a step for it is in the chain
   uint64_t step = 0;       // the last step it went in
-  bool cancelled = false;
+  bool looping = false;    // that step is a loop step: the tail sent its last token on itself
+  bool unloop_sent = false;
+  // Set when it ends while a step holds it (cancelled, or a stop string in a looped token): it
+  // finishes with this reason when that step comes back, and that step's token is dropped.
+  std::string ending;
   Clock::time_point start, first_token, last_token;
   uint64_t decode_steps = 0;
 };
@@ -111,6 +115,9 @@ class Broker {
   void on_cancel(const std::string& peer, const wire::Cancel& m);
   // Ends a request now, or when the step in the chain that holds it comes back.
   void cancel(Request& r);
+  // Asks the tail to send the next tokens of the looping requests `which` selects back here
+  // instead of on to the head.
+  void unloop(const std::function<bool(const Request&)>& which);
   std::string status_json() const;
   std::string plan_json(const wire::PlanQuery& q) const;
   std::string current_plan_json() const;
@@ -196,7 +203,8 @@ class Broker {
   // of the step a row travels in is rows_squared / rows: equal to rows / steps when every step
   // has the same size, larger when big and small steps take turns).
   uint64_t steps_sent_ = 0, step_rows_sent_ = 0, step_rows_squared_ = 0;
-  uint64_t step_max_requests_ = 0;                      // the most requests one step has carried
+  uint64_t steps_looped_ = 0;       // of those, loop steps the tail sent on by itself
+  uint64_t step_max_requests_ = 0;  // the most requests one step has carried
   std::map<uint64_t, Clock::time_point> step_sent_at_;  // steps in the chain, for debug logs
   std::deque<Clock::time_point> recent_tokens_;         // for tokens/s in status
 };

@@ -61,10 +61,27 @@ void Broker::on_cancel(const std::string& peer, const wire::Cancel& m) {
 }
 
 void Broker::cancel(Request& r) {
-  r.cancelled = true;
   // A step in the chain holds it: it ends when that step comes back, so no stage gets a step
   // for a request whose caches it was already told to free.
-  if (!r.in_flight) finish(r, "cancelled");
+  if (!r.in_flight) {
+    finish(r, "cancelled");
+    return;
+  }
+  r.ending = "cancelled";
+  const uint64_t id = r.id;
+  unloop([&](const Request& x) { return x.id == id; });
+}
+
+void Broker::unloop(const std::function<bool(const Request&)>& which) {
+  if (!plan_) return;
+  wire::Unloop u;
+  for (auto& [id, r] : requests_) {
+    if (r.in_flight && r.looping && !r.unloop_sent && which(r)) {
+      u.reqs.push_back(id);
+      r.unloop_sent = true;
+    }
+  }
+  if (!u.reqs.empty()) reply(plan_->stages.back().node_id, wire::encode(u));
 }
 
 void Broker::schedule() {
@@ -91,6 +108,9 @@ void Broker::schedule() {
   while (!ready_chunks_.empty() && inflight.size() < limit) {
     inflight.insert(send_step(share));
   }
+  // Loop steps keep the chain full for as long as their requests go on: they come back here to
+  // be regrouped with the chunks that wait.
+  if (!ready_chunks_.empty()) unloop([](const Request&) { return true; });
 }
 
 uint64_t Broker::send_step(size_t max_requests) {
@@ -107,10 +127,14 @@ uint64_t Broker::send_step(size_t max_requests) {
         return taken.count(c.req) != 0;
       },
       step.seqs, step.tokens);
-  for (const wire::Chunk& c : step.seqs) {
+  for (wire::Chunk& c : step.seqs) {
     Request& r = requests_.at(c.req);
     r.in_flight = true;
+    r.looping = false;
     r.step = step.id;
+    // The tail may go on by itself up to the request's last token (the one this chunk samples
+    // is number generated + 1).
+    if (c.sample && cfg_.loop_steps) c.more = uint32_t(r.params.n - r.generated.size() - 1);
   }
   send_frame(feed_, wire::encode(step));
   ++steps_sent_;
@@ -189,6 +213,7 @@ void Broker::on_result(const std::string& frame) {
   // The tokens of requests that go on reach their clients once the next step has left: the chain
   // waits for that step, a client only reads, and the broker's one ZeroMQ thread sends in order.
   std::vector<std::pair<uint64_t, std::string>> replies;  // request, token message
+  uint64_t looped = 0;
   for (const wire::Sampled& s : res.out) {
     auto it = requests_.find(s.req);
     if (it == requests_.end()) {
@@ -196,9 +221,17 @@ void Broker::on_result(const std::string& frame) {
       continue;
     }
     Request& r = it->second;
-    r.in_flight = false;
-    if (r.cancelled) {
-      finish(r, "cancelled");
+    // A looped token's next step is already on its way through the chain.
+    r.in_flight = r.looping = s.looped;
+    if (!s.looped) r.unloop_sent = false;
+    looped += s.looped;
+    if (!r.ending.empty()) {
+      if (s.looped) {
+        const uint64_t id = r.id;
+        unloop([&](const Request& x) { return x.id == id; });
+      } else {
+        finish(r, r.ending);
+      }
       continue;
     }
     if (s.token < 0 || s.token >= sm.hp.n_vocab) {
@@ -229,13 +262,32 @@ void Broker::on_result(const std::string& frame) {
         spdlog::info("broker: client of request {} is gone", r.id);
         end = "cancelled";
       }
-      finish(r, end);
+      if (s.looped) {
+        // Only a stop string or a client gone: the tail knows the last token and the end ones.
+        r.ending = end;
+        const uint64_t id = r.id;
+        unloop([&](const Request& x) { return x.id == id; });
+      } else {
+        finish(r, end);
+      }
+      continue;
+    }
+    if (s.looped) {
+      replies.emplace_back(r.id, std::move(msg));
       continue;
     }
     const int64_t pos = int64_t(r.prompt.size() + r.generated.size()) - 1;
     ready_chunks_.push_back(make_chunk(r, pos, 1));
     ready_tokens_.push_back(s.token);
     replies.emplace_back(r.id, std::move(msg));
+  }
+  if (looped > 0) {
+    // The loop step the tail sent counts as a step into the chain, as if from here.
+    ++steps_sent_;
+    ++steps_looped_;
+    step_rows_sent_ += looped;
+    step_rows_squared_ += looped * looped;
+    step_sent_at_[res.id] = Clock::now();
   }
   schedule();
   for (const auto& [req, msg] : replies) {

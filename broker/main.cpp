@@ -45,6 +45,10 @@ int main(int argc, char** argv) {
   std::optional<bool> kv_transfer;
   app.add_option("--kv-transfer", kv_transfer,
                  "On a move, send KV caches with their layers (true) or replay requests (false)");
+  std::optional<bool> loop_steps;
+  app.add_option("--loop-steps", loop_steps,
+                 "The last stage sends sampled tokens straight on to the head (true) or every step "
+                 "comes from the broker (false)");
   int corrupt_chunks = 0;
   int drop_kv_parts = 0;
   app.add_option("--corrupt-chunks", corrupt_chunks,
@@ -87,6 +91,7 @@ int main(int argc, char** argv) {
     if (kv_reserve) cfg.kv_reserve_tokens = *kv_reserve;
     if (auto_rebalance) cfg.auto_rebalance = true;
     if (kv_transfer) cfg.kv_transfer = *kv_transfer;
+    if (loop_steps) cfg.loop_steps = *loop_steps;
     if (max_inflight) cfg.max_inflight_steps = *max_inflight;
     cfg.corrupt_chunks = corrupt_chunks;
     cfg.drop_kv_parts = drop_kv_parts;

@@ -45,6 +45,7 @@ std::string Broker::status_json() const {
   j["rebalancing"] = migration_.has_value();
   j["kv_reserve_tokens"] = kv_reserve_tokens_;
   j["steps"] = {{"sent", steps_sent_},
+                {"looped", steps_looped_},
                 {"rows", step_rows_sent_},
                 {"rows_squared", step_rows_squared_},
                 {"max_requests", step_max_requests_},

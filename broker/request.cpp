@@ -18,10 +18,9 @@ wire::Chunk make_chunk(const Request& r, int64_t pos, uint32_t n, bool sample) {
   s.draw = r.generated.size();
   s.top = r.params.top;
   if (s.rep != 1.0f) {
-    // The repetition penalty looks at the last 64 tokens, as `layerbus run` does.
     std::vector<int32_t> all = r.prompt;
     all.insert(all.end(), r.generated.begin(), r.generated.end());
-    const size_t from = all.size() > 64 ? all.size() - 64 : 0;
+    const size_t from = all.size() > wire::kRecentTokens ? all.size() - wire::kRecentTokens : 0;
     s.recent.assign(all.begin() + long(from), all.end());
   }
   c.sample = s;

@@ -108,9 +108,12 @@ void add_status(CLI::App& app) {
     std::printf("\nthroughput %.1f tokens/s (last 10 s)\n", j["tokens_per_second"].get<double>());
     const auto& st = j["steps"];
     const double sent = st["sent"].get<double>();
-    std::printf("steps     %.0f sent, %.2f rows each on average, up to %d in the chain at once\n",
-                sent, sent > 0 ? st["rows"].get<double>() / sent : 0.0,
-                st["max_inflight"].get<int>());
+    std::printf(
+        "steps     %.0f sent (%.0f of them looped by the last stage), %.2f rows each on average, "
+        "up "
+        "to %d in the chain at once\n",
+        sent, st["looped"].get<double>(), sent > 0 ? st["rows"].get<double>() / sent : 0.0,
+        st["max_inflight"].get<int>());
   });
 }
 

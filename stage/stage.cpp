@@ -50,6 +50,7 @@ Stage::Stage(StageOptions opt)
       control_(make_socket(ctx_, zmq::socket_type::dealer, opt_.max_message_bytes)),
       data_in_(make_socket(ctx_, zmq::socket_type::pull, opt_.max_message_bytes)),
       data_out_(make_socket(ctx_, zmq::socket_type::push, opt_.max_message_bytes)),
+      loop_out_(make_socket(ctx_, zmq::socket_type::push, opt_.max_message_bytes)),
       pool_(opt_.threads) {
   limits_.max_message_bytes = opt_.max_message_bytes;
   data_in_.bind(opt_.bind);
@@ -241,7 +242,15 @@ void Stage::on_control(const std::string& frame) {
       wire::Release r;
       wire::decode(env, r);
       if (runner_) runner_->kv().erase(r.req);
+      unlooped_.erase(r.req);
       ::malloc_trim(0);  // give the freed cache back to the kernel, so resident memory shows it
+    } else if (type == "unloop") {
+      wire::Unloop u;
+      wire::decode(env, u);
+      // Bounded by the requests this stage holds caches for: a release erases the entry.
+      for (uint64_t req : u.reqs) {
+        if (runner_ && runner_->kv().find(req)) unlooped_.insert(req);
+      }
     } else if (type == "budget") {
       wire::Budget b;
       wire::decode(env, b);
@@ -356,6 +365,13 @@ void Stage::on_assign(const wire::Assign& a) {
     if (!a.downstream.empty()) data_out_.connect(a.downstream);
     downstream_ = a.downstream;
   }
+  if (head_ != a.head) {
+    if (!head_.empty()) loop_out_.disconnect(head_);
+    if (!a.head.empty()) loop_out_.connect(a.head);
+    head_ = a.head;
+  }
+  eog_ = std::set<int32_t>(a.eog.begin(), a.eog.end());
+  unlooped_.clear();
   epoch_ = a.epoch;
   dtype_ = a.dtype;
   pressure_reported_ = false;
@@ -564,16 +580,36 @@ void Stage::emit(const std::vector<wire::Step>& steps, const StepOutput& out) {
     if (sp.logits)
       smp.logits.assign(reinterpret_cast<const char*>(logits), size_t(hp.n_vocab) * sizeof(float));
   });
+  // Loop steps go first: the head waits for them, the broker only streams their tokens.
   size_t next = 0;
+  std::vector<wire::Result> results;
   for (const wire::Step& s : steps) {
     wire::Result res;
     res.epoch = s.epoch;
     res.id = s.id;
+    wire::Step loop;
+    loop.epoch = s.epoch;
+    loop.id = s.id;
+    loop.dtype = dtype_;
     for (const wire::Chunk& c : s.seqs) {
-      if (c.sample) res.out.push_back(std::move(sampled[next++]));
+      if (!c.sample) continue;
+      wire::Sampled& smp = sampled[next++];
+      smp.looped = goes_on(c, smp.token);
+      if (smp.looped) {
+        loop.seqs.push_back(wire::next_chunk(c, smp.token));
+        loop.tokens.push_back(smp.token);
+      }
+      res.out.push_back(std::move(smp));
     }
-    send_frame(data_out_, wire::encode(res));
+    if (!loop.seqs.empty()) send_frame(loop_out_, wire::encode(loop));
+    results.push_back(std::move(res));
   }
+  for (const wire::Result& res : results) send_frame(data_out_, wire::encode(res));
+}
+
+bool Stage::goes_on(const wire::Chunk& c, int32_t token) {
+  const bool unlooped = unlooped_.erase(c.req) > 0;  // this token answers the unloop
+  return !unlooped && !head_.empty() && c.more > 0 && eog_.count(token) == 0;
 }
 
 }  // namespace lb

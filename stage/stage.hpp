@@ -7,6 +7,7 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,8 @@ class Stage {
   // Runs steps as one batch; false when the batch failed (the caller then retries one by one).
   bool run_batch(const std::vector<wire::Step>& steps, bool report_errors);
   void emit(const std::vector<wire::Step>& steps, const StepOutput& out);
+  // As the last stage: whether the token sampled after chunk c goes straight on to the head.
+  bool goes_on(const wire::Chunk& c, int32_t token);
   void reload_config();  // SIGHUP: a new budget goes to the broker, which re-plans with it
   void heartbeat();
   void check_pressure();
@@ -71,8 +74,14 @@ class Stage {
   zmq::socket_t control_;
   zmq::socket_t data_in_;
   zmq::socket_t data_out_;
+  zmq::socket_t loop_out_;  // the last stage's loop steps, to the head's data endpoint
   std::string data_endpoint_;
   std::string downstream_;
+  // As the last stage: where loop steps go (empty: none), the tokens that end generation, and
+  // the requests whose next token goes back to the broker (an `unloop` asked for it).
+  std::string head_;
+  std::set<int32_t> eog_;
+  std::set<uint64_t> unlooped_;
   std::deque<std::string> deferred_control_;  // arrived while waiting for model chunks
   ThreadPool pool_;
   double compute_score_ = 0;

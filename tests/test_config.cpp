@@ -32,6 +32,7 @@ TEST(Config, ExamplesLoad) {
       lb::load_broker_config(std::string(LAYERBUS_SOURCE_DIR) + "/conf/broker.yaml");
   EXPECT_EQ(b.models.size(), 2u);
   EXPECT_TRUE(b.kv_transfer);
+  EXPECT_TRUE(b.loop_steps);
   EXPECT_EQ(b.nodes.at("laptop").cap, 6ull << 30);
   EXPECT_TRUE(b.nodes.at("old-nas").exclude);
   lb::load_broker_config(std::string(LAYERBUS_SOURCE_DIR) + "/conf/broker-local.yaml");
@@ -48,11 +49,13 @@ TEST(Config, BrokerKeys) {
                                                           "kv_reserve_tokens: 64\n"
                                                           "auto_rebalance: true\n"
                                                           "kv_transfer: false\n"
+                                                          "loop_steps: false\n"
                                                           "context: 512\n"
                                                           "max_message_bytes: 1MiB\n"));
   EXPECT_EQ(c.kv_reserve_tokens, 64);
   EXPECT_TRUE(c.auto_rebalance);
   EXPECT_FALSE(c.kv_transfer);
+  EXPECT_FALSE(c.loop_steps);
   EXPECT_EQ(c.context, 512);
   EXPECT_EQ(c.max_message_bytes, 1u << 20);
   EXPECT_NE(error_of([&] {

@@ -343,6 +343,68 @@ TEST(Pipeline, CancelledAndAbandonedRequestsFreeTheirCachesWhileOthersGoOn) {
       << "the abandoned request was not noticed";
 }
 
+TEST(Pipeline, LoopStepsAndBrokerStepsGiveTheSameTokens) {
+  // By default the last stage sends each sampled token straight on to the head; with
+  // --loop-steps false every step comes from the broker. Both give one process's tokens, and the
+  // steps the broker reports say which way they went.
+  lbtest::TempDir dir("pipeline-loop");
+  const std::string model = model_of_slow_steps(dir);
+  const std::vector<int32_t> expected = local_greedy(model, "a b", 24);
+  for (const bool loop : {true, false}) {
+    SCOPED_TRACE(loop ? "loop steps" : "broker steps");
+    Cluster cluster(
+        model, unequal_stages(3),
+        loop ? std::vector<std::string>{} : std::vector<std::string>{"--loop-steps", "false"});
+    cluster.wait_serving();
+    EXPECT_EQ(lbtest::generate_remote(cluster.broker(), greedy("a b", 24)).tokens, expected);
+    const nlohmann::json steps = cluster.status()["steps"];
+    // 24 steps: the prompt's and one per token after the first but the last.
+    EXPECT_EQ(steps["sent"].get<int>(), 24) << steps.dump();
+    EXPECT_EQ(steps["looped"].get<int>(), loop ? 23 : 0) << steps.dump();
+  }
+}
+
+TEST(Pipeline, AStopStringEndsARequestWhoseNextStepIsUnderWay) {
+  // The last stage has sent the request's next token on by the time the broker finds the stop
+  // string in its text: the request ends all the same, with the text before the stop string and
+  // no token after it, its caches are freed once that step is back, and the cluster goes on.
+  lbtest::TempDir dir("pipeline-stop");
+  const std::string model = model_of_slow_steps(dir);
+  const std::vector<int32_t> local = local_greedy(model, "a b", 40);
+  lb::Tokenizer tok(*std::make_shared<lb::GgufFile>(model));
+  Cluster cluster(model, unequal_stages(2));
+  cluster.wait_serving();
+  const auto full = lbtest::generate_remote(cluster.broker(), greedy("a b", 40));
+  ASSERT_EQ(full.tokens, local);
+  // A stop string from the middle of the text, so that it ends the request midway.
+  const std::string stop = full.text.substr(full.text.size() / 2, 2);
+  const std::string before = full.text.substr(0, full.text.find(stop));
+  lb::wire::Generate g = greedy("a b", 40);
+  g.stop = {stop};
+  const auto remote = lbtest::generate_remote(cluster.broker(), g);
+  EXPECT_EQ(remote.reason, "stop");
+  EXPECT_EQ(remote.text, before);
+  ASSERT_LT(remote.tokens.size(), local.size());
+  EXPECT_TRUE(std::equal(remote.tokens.begin(), remote.tokens.end(), local.begin()));
+  // The token that completed the stop string is the request's last.
+  EXPECT_NE(tok.detokenize(remote.tokens, true, false).find(stop), std::string::npos);
+
+  EXPECT_EQ(lbtest::generate_remote(cluster.broker(), greedy("a b", 40)).tokens, local);
+  nlohmann::json s;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  const auto freed = [&] {
+    s = cluster.status();
+    bool zero = s["requests"].empty();
+    for (const auto& n : s["nodes"]) zero = zero && n["kv"].get<uint64_t>() == 0;
+    return zero;
+  };
+  while (!freed() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_TRUE(freed()) << s.dump();
+  for (const char* stage : {"s1", "s2"})
+    EXPECT_EQ(cluster.log(stage).find("failed"), std::string::npos) << cluster.log(stage);
+}
+
 TEST(Pipeline, AStageLostMidRequestFailsItsRequestsAndTheClusterServesAgainWithANewOne) {
   // A stage dies while one request's step is in the chain and a second request's prompt waits
   // for that step to come back. Both fail with an error naming the lost stage; the broker keeps

@@ -329,6 +329,7 @@ Step activation_step(DType d) {
   b.pos = 0;
   b.n = 3;
   b.sample = sample_spec();
+  b.more = 6;
   m.seqs = {a, b};
   m.dtype = d;
   m.rows = 5;
@@ -370,6 +371,7 @@ Result result_msg() {
   t.pos = 2;
   t.token = 0;
   t.lp = 0;
+  t.looped = true;
   r.out = {s, t};
   return r;
 }
@@ -402,6 +404,8 @@ Assign assign_msg() {
   m.seqs = 8;
   m.dtype = DType::F16;
   m.kv = {{11, 40}, {12, 4096}};
+  m.head = "tcp://10.0.0.4:5601";
+  m.eog = {2, 32000};
   return m;
 }
 
@@ -483,6 +487,7 @@ std::vector<std::string> samples() {
   v.push_back(encode(assign_msg()));
   v.push_back(encode(ready_msg()));
   v.push_back(encode(Release{77}));
+  v.push_back(encode(Unloop{{3, 5}}));
   v.push_back(encode(heartbeat_msg()));
   v.push_back(encode(error_msg(true)));
   v.push_back(encode(error_msg(false)));
@@ -537,9 +542,9 @@ void decode_by_type(const Envelope& e) {
 }
 
 void decode_any(const Envelope& e) {
-  decode_by_type<Step, Result, Register, Assign, Ready, Release, Heartbeat, ErrorMsg, Bye, Generate,
-                 Accepted, TokenMsg, Done, Cancel, StatusQuery, StatusReply, PlanQuery, PlanReply,
-                 Fetch, ModelChunk, Control, PlanChange, Budget, Pressure, KvPart>(e);
+  decode_by_type<Step, Result, Register, Assign, Ready, Release, Unloop, Heartbeat, ErrorMsg, Bye,
+                 Generate, Accepted, TokenMsg, Done, Cancel, StatusQuery, StatusReply, PlanQuery,
+                 PlanReply, Fetch, ModelChunk, Control, PlanChange, Budget, Pressure, KvPart>(e);
 }
 
 bool accepts(const std::string& bytes, size_t case_no);
@@ -567,6 +572,7 @@ void expect_step_eq(const Step& a, const Step& b) {
     EXPECT_EQ(a.seqs[i].req, b.seqs[i].req);
     EXPECT_EQ(a.seqs[i].pos, b.seqs[i].pos);
     EXPECT_EQ(a.seqs[i].n, b.seqs[i].n);
+    EXPECT_EQ(a.seqs[i].more, b.seqs[i].more);
     ASSERT_EQ(a.seqs[i].sample.has_value(), b.seqs[i].sample.has_value());
     if (a.seqs[i].sample) expect_sample_eq(*a.seqs[i].sample, *b.seqs[i].sample);
   }
@@ -642,6 +648,7 @@ TEST(WireRoundTrip, Result) {
     EXPECT_EQ(out.out[i].lp, m.out[i].lp);
     EXPECT_EQ(out.out[i].top, m.out[i].top);
     EXPECT_EQ(out.out[i].logits, m.out[i].logits);
+    EXPECT_EQ(out.out[i].looped, m.out[i].looped);
   }
   EXPECT_TRUE(out.out[1].logits.empty());
   EXPECT_TRUE(out.out[1].top.empty());
@@ -680,6 +687,8 @@ TEST(WireRoundTrip, StageControl) {
   EXPECT_EQ(a.kv[0].n_pos, 40);
   EXPECT_EQ(a.kv[1].req, 12u);
   EXPECT_EQ(a.kv[1].n_pos, 4096);
+  EXPECT_EQ(a.head, "tcp://10.0.0.4:5601");
+  EXPECT_EQ(a.eog, (std::vector<int32_t>{2, 32000}));
 
   const Ready rd = round_trip(ready_msg());
   EXPECT_EQ(rd.epoch, 5u);
@@ -715,6 +724,7 @@ TEST(WireRoundTrip, StageControl) {
   EXPECT_EQ(pr.budget, 4u);
 
   EXPECT_EQ(round_trip(Release{77}).req, 77u);
+  EXPECT_EQ(round_trip(Unloop{{3, 5}}).reqs, (std::vector<uint64_t>{3, 5}));
 
   const Heartbeat h = round_trip(heartbeat_msg());
   EXPECT_EQ(h.node, "node-a");
@@ -796,6 +806,7 @@ TEST(WireRoundTrip, TypeStringsMatchTheProtocol) {
   EXPECT_STREQ(type_of<Assign>(), "assign");
   EXPECT_STREQ(type_of<Ready>(), "ready");
   EXPECT_STREQ(type_of<Release>(), "release");
+  EXPECT_STREQ(type_of<Unloop>(), "unloop");
   EXPECT_STREQ(type_of<Heartbeat>(), "heartbeat");
   EXPECT_STREQ(type_of<ErrorMsg>(), "error");
   EXPECT_STREQ(type_of<Bye>(), "bye");
@@ -836,7 +847,7 @@ TEST(WireRoundTrip, EncodingIsAMsgpackMapWithProtocolKeys) {
   EXPECT_EQ(kv["data"].type, msgpack::type::BIN);
   EXPECT_EQ(kv["data"].via.bin.size, 5u * 4u * 2u);
   EXPECT_EQ(kv["dtype"].as<int>(), 1);
-  EXPECT_EQ(kv["seqs"].via.array.ptr[0].via.map.size, 4u);  // req pos n sample(nil)
+  EXPECT_EQ(kv["seqs"].via.array.ptr[0].via.map.size, 5u);  // req pos n sample(nil) more
 
   // Float fields stay floats on the wire, integral values and -0.0 included.
   Generate g = generate_msg();
@@ -921,6 +932,61 @@ TEST(WireRoundTrip, SampleMayBeNilOrAbsent) {
   decode(parse(d.pack()), s);
   EXPECT_FALSE(s.seqs[0].sample.has_value());
   EXPECT_TRUE(s.seqs[1].sample.has_value());
+}
+
+TEST(WireRoundTrip, LoopFieldsMayBeAbsent) {
+  // A broker or stage that never loops need not send them: absent means no loop.
+  Doc d(encode(activation_step(DType::F32)));
+  d.erase({"seqs", 1, "more"});
+  Step s;
+  decode(parse(d.pack()), s);
+  EXPECT_EQ(s.seqs[1].more, 0u);
+  Doc r(encode(result_msg()));
+  r.erase({"out", 1, "looped"});
+  Result res;
+  decode(parse(r.pack()), res);
+  EXPECT_FALSE(res.out[1].looped);
+  Doc a(encode(assign_msg()));
+  a.erase({"head"});
+  a.erase({"eog"});
+  Assign as;
+  decode(parse(a.pack()), as);
+  EXPECT_EQ(as.head, "");
+  EXPECT_TRUE(as.eog.empty());
+}
+
+TEST(WireNextChunk, TakesTheSampledTokenOneStepOn) {
+  Chunk c;
+  c.req = 4;
+  c.pos = 10;
+  c.n = 3;
+  c.more = 2;
+  SampleSpec sp = sample_spec();
+  sp.rep = 1.1f;
+  sp.draw = 5;
+  sp.recent.assign(kRecentTokens, 1);
+  sp.recent.back() = 9;
+  c.sample = sp;
+  const Chunk n = next_chunk(c, 77);
+  EXPECT_EQ(n.req, 4u);
+  EXPECT_EQ(n.pos, 13);  // the sampled token's own position
+  EXPECT_EQ(n.n, 1u);
+  EXPECT_EQ(n.more, 1u);
+  ASSERT_TRUE(n.sample.has_value());
+  EXPECT_EQ(n.sample->draw, 6u);
+  // The window keeps its length: the oldest token goes, the new one comes last.
+  ASSERT_EQ(n.sample->recent.size(), kRecentTokens);
+  EXPECT_EQ(n.sample->recent[kRecentTokens - 2], 9);
+  EXPECT_EQ(n.sample->recent.back(), 77);
+  EXPECT_EQ(n.sample->temp, sp.temp);
+  EXPECT_EQ(n.sample->seed, sp.seed);
+
+  // Without a penalty there is no window to keep.
+  c.sample->rep = 1.0f;
+  c.sample->recent.clear();
+  EXPECT_TRUE(next_chunk(c, 77).sample->recent.empty());
+  c.more = 0;
+  EXPECT_EQ(next_chunk(c, 77).more, 0u);
 }
 
 TEST(WireRoundTrip, EnvelopeCopiesShareTheBody) {
@@ -1144,6 +1210,8 @@ TEST(WireHostile, FieldChecksNameTypeAndField) {
       set_case(act, {"seqs", 0, "req"}, V(true),
                "step.seqs[0].req: expected an unsigned integer, got bool"),
       set_case(act, {"seqs", 0, "sample"}, V(3), "step.seqs[0].sample: expected a map"),
+      set_case(act, {"seqs", 0, "more"}, V(2), "step.seqs[0].more: needs a sample to go on from"),
+      set_case(act, {"seqs", 1, "more"}, V(-2), "step.seqs[1].more: negative value -2"),
       set_case(act, {"seqs", 1, "sample", "temp"}, V(std::numeric_limits<double>::quiet_NaN()),
                "step.seqs[1].sample.temp: NaN"),
       set_case(act, {"seqs", 1, "sample", "temp"}, V(std::numeric_limits<float>::quiet_NaN()),
@@ -1254,6 +1322,10 @@ TEST(WireHostile, FieldChecksNameTypeAndField) {
       set_case(ready_msg(), {"rss"}, V(std::string("1")), "ready.rss"),
       set_case(Release{1}, {"req"}, V(std::string("1")),
                "release.req: expected an unsigned integer, got str"),
+      set_case(Unloop{{1}}, {"reqs", 0}, V(-1), "unloop.reqs[0]: negative value -1"),
+      erase_case(Unloop{{1}}, {"reqs"}, "unloop.reqs: missing"),
+      set_case(assign_msg(), {"eog", 1}, V(std::string("x")), "assign.eog[1]"),
+      set_case(result_msg(), {"out", 1, "looped"}, V(1), "result.out[1].looped: expected a bool"),
       set_case(heartbeat_msg(), {"kv"}, V(-1), "heartbeat.kv: negative value -1"),
       set_case(error_msg(true), {"req"}, V(std::string("x")),
                "error.req: expected an unsigned integer"),

@@ -37,6 +37,7 @@ BrokerConfig load_broker_config(const std::string& path) {
                                        "kv_reserve_tokens",
                                        "auto_rebalance",
                                        "kv_transfer",
+                                       "loop_steps",
                                        "max_inflight_steps"};
   for (const auto& kv : root) {
     const std::string key = kv.first.as<std::string>();
@@ -77,6 +78,8 @@ BrokerConfig load_broker_config(const std::string& path) {
       c.auto_rebalance = get<bool>(v, where);
     else if (key == "kv_transfer")
       c.kv_transfer = get<bool>(v, where);
+    else if (key == "loop_steps")
+      c.loop_steps = get<bool>(v, where);
     else if (key == "max_inflight_steps")
       c.max_inflight_steps = get<int>(v, where);
     else if (key == "models") {

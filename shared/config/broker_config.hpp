@@ -38,6 +38,9 @@ struct BrokerConfig {
   // On a move, KV caches go with their layers from stage to stage; false rebuilds them by
   // replaying every request's tokens through the new plan.
   bool kv_transfer = true;
+  // The last stage sends each sampled token straight on to the head as the request's next step
+  // (and to the broker, which streams it); false sends every step from the broker.
+  bool loop_steps = true;
   int corrupt_chunks = 0;  // testing aid (flag only): corrupt the first N model chunks sent
   int drop_kv_parts = 0;   // testing aid (flag only): drop the first N KV parts it forwards
   std::string activation_dtype = "f32";  // f32 (exact) or f16 (half the bytes per hop)

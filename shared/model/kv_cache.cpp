@@ -30,19 +30,21 @@ uint64_t KvCache::bytes() const {
 }
 
 SeqKv& KvCache::prepare(uint64_t seq, int64_t pos, int64_t n) {
-  SeqKv& s = seqs_[seq];
-  if (s.k.empty()) {
-    s.k.resize(size_t(n_layers()));
-    s.v.resize(size_t(n_layers()));
-  }
-  if (pos < 0 || pos > s.n_pos) {
+  // Checked before an entry is made: a step for a released sequence must not leave one behind.
+  const int64_t held = n_pos(seq);
+  if (pos < 0 || pos > held) {
     throw Error("position " + std::to_string(pos) + " of sequence " + std::to_string(seq) +
-                " skips ahead: the cache holds " + std::to_string(s.n_pos) + " positions");
+                " skips ahead: the cache holds " + std::to_string(held) + " positions");
   }
   if (n < 1 || pos + n > n_ctx_) {
     throw Error("positions " + std::to_string(pos) + ".." + std::to_string(pos + n - 1) +
                 " of sequence " + std::to_string(seq) + " pass the context length " +
                 std::to_string(n_ctx_));
+  }
+  SeqKv& s = seqs_[seq];
+  if (s.k.empty()) {
+    s.k.resize(size_t(n_layers()));
+    s.v.resize(size_t(n_layers()));
   }
   s.n_pos = pos + n;
   if (s.n_pos > s.capacity) {

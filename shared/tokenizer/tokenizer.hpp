@@ -51,6 +51,7 @@ class Tokenizer {
   bool add_eos() const { return vocab_.add_eos; }
   bool add_space_prefix() const { return vocab_.add_space_prefix; }
   bool is_end_of_generation(int32_t id) const { return vocab_.eog.count(id) > 0; }
+  const std::set<int32_t>& end_of_generation() const { return vocab_.eog; }
   bool is_control(int32_t id) const;
 
   // The token's text as stored in the vocabulary (e.g. "▁the", "<0x0A>", "Ġthe").

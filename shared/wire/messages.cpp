@@ -146,7 +146,7 @@ constexpr const char* kTypes[] = {
     "step",     "result",       "register", "assign",     "ready",   "release",     "heartbeat",
     "error",    "bye",          "generate", "accepted",   "token",   "done",        "cancel",
     "status",   "status_reply", "plan",     "plan_reply", "control", "plan_change", "budget",
-    "pressure", "fetch",        "chunk",    "kv"};
+    "pressure", "fetch",        "chunk",    "kv",         "unloop"};
 
 // A type string fit for an error message: printable ASCII, at most 40 characters.
 std::string printable(std::string_view s) {
@@ -334,7 +334,7 @@ std::string encode(const Step& m) {
   w.key("seqs");
   w.pk().pack_array(static_cast<uint32_t>(m.seqs.size()));
   for (const Chunk& c : m.seqs) {
-    w.pk().pack_map(4);
+    w.pk().pack_map(5);
     w.u64("req", c.req);
     w.i64("pos", c.pos);
     w.u64("n", c.n);
@@ -344,6 +344,7 @@ std::string encode(const Step& m) {
     } else {
       w.pk().pack_nil();
     }
+    w.u64("more", c.more);
   }
   w.tokens("tokens", m.tokens);
   w.u64("dtype", static_cast<uint64_t>(m.dtype));
@@ -363,7 +364,7 @@ std::string encode(const Result& m) {
   auto& pk = w.pk();
   pk.pack_array(static_cast<uint32_t>(m.out.size()));
   for (const Sampled& s : m.out) {
-    pk.pack_map(s.logits.empty() ? 5 : 6);
+    pk.pack_map(s.logits.empty() ? 6 : 7);
     w.u64("req", s.req);
     w.i64("pos", s.pos);
     w.i64("token", s.token);
@@ -375,6 +376,7 @@ std::string encode(const Result& m) {
       pk.pack_int32(id);
       w.put_f32(lp);
     }
+    w.boolean("looped", s.looped);
     if (!s.logits.empty()) w.bin("logits", s.logits);
   }
   return w.take();
@@ -396,7 +398,7 @@ std::string encode(const Register& m) {
 }
 
 std::string encode(const Assign& m) {
-  Writer w(type_of<Assign>(), 11, 256 + 20 * m.kv.size());
+  Writer w(type_of<Assign>(), 13, 256 + 20 * m.kv.size() + 5 * m.eog.size());
   w.u64("epoch", m.epoch);
   w.i64("begin", m.begin);
   w.i64("end", m.end);
@@ -420,6 +422,8 @@ std::string encode(const Assign& m) {
     w.pk().pack_uint64(h.req);
     w.pk().pack_int64(h.n_pos);
   }
+  w.str("head", m.head);
+  w.tokens("eog", m.eog);
   return w.take();
 }
 
@@ -452,6 +456,12 @@ std::string encode(const KvPart& m) {
 std::string encode(const Release& m) {
   Writer w(type_of<Release>(), 1);
   w.u64("req", m.req);
+  return w.take();
+}
+
+std::string encode(const Unloop& m) {
+  Writer w(type_of<Unloop>(), 1, 16 + 9 * m.reqs.size());
+  w.u64s("reqs", m.reqs);
   return w.take();
 }
 
@@ -554,6 +564,23 @@ std::string encode(const PlanReply& m) {
   Writer w(type_of<PlanReply>(), 1, 64 + m.json.size());
   w.str("json", m.json);
   return w.take();
+}
+
+Chunk next_chunk(const Chunk& c, int32_t token) {
+  Chunk next = c;
+  next.pos = c.pos + c.n;
+  next.n = 1;
+  next.more = c.more > 0 ? c.more - 1 : 0;
+  if (next.sample) {
+    SampleSpec& s = *next.sample;
+    ++s.draw;
+    if (s.rep != 1.0f) {
+      s.recent.push_back(token);
+      if (s.recent.size() > kRecentTokens)
+        s.recent.erase(s.recent.begin(), s.recent.end() - long(kRecentTokens));
+    }
+  }
+  return next;
 }
 
 std::string chunk_hash(const std::string& data) {
@@ -681,6 +708,10 @@ Chunk read_chunk(const msgpack::object& o, const Path& p) {
   if (const msgpack::object* s = m.find("sample"); s && s->type != msgpack::type::NIL) {
     c.sample = read_sample(*s, p.field("sample"));
   }
+  if (m.find("more")) {
+    c.more = m.u32("more");
+    check(c.more == 0 || c.sample.has_value(), m, "more", "needs a sample to go on from");
+  }
   return c;
 }
 
@@ -702,6 +733,7 @@ Sampled read_sampled(const msgpack::object& o, const Path& p) {
     s.top.emplace_back(detail::as_token(pair.ptr[0], ep.at(0)),
                        detail::as_f32(pair.ptr[1], ep.at(1), true));
   }
+  if (m.find("looped")) s.looped = m.boolean("looped");
   if (const msgpack::object* l = m.find("logits")) {
     const Path lp = p.field("logits");
     s.logits = detail::as_bin(*l, lp);
@@ -826,6 +858,8 @@ void decode(const Envelope& e, Assign& out) {
     h.n_pos = detail::as_i64(pair.ptr[1], ep.at(1), 1, m.ctx);
     m.kv.push_back(h);
   }
+  if (r.find("head")) m.head = r.str("head");
+  if (r.find("eog")) m.eog = r.tokens("eog");
   out = std::move(m);
 }
 
@@ -868,6 +902,14 @@ void decode(const Envelope& e, Release& out) {
   Release m;
   m.req = r.u64("req");
   out = m;
+}
+
+void decode(const Envelope& e, Unloop& out) {
+  const Path root{nullptr, "unloop", 0};
+  const Map r = open(e, "unloop", root);
+  Unloop m;
+  m.reqs = r.u64s("reqs");
+  out = std::move(m);
 }
 
 void decode(const Envelope& e, Heartbeat& out) {

@@ -73,12 +73,22 @@ struct SampleSpec {
   bool logits = false;
 };
 
+// The repetition penalty looks at this many of a request's last tokens, as `layerbus run` does.
+constexpr size_t kRecentTokens = 64;
+
 struct Chunk {
   uint64_t req = 0;
   int64_t pos = 0;
   uint32_t n = 0;
   std::optional<SampleSpec> sample;
+  // Tokens after the one sampled here that the tail may go on to by itself, sending each straight
+  // to the head in a loop step (0: the sampled token goes back to the broker only).
+  uint32_t more = 0;
 };
+
+// The chunk that takes `token`, sampled after chunk c, into the head: its position, one row, the
+// next draw, the token added to the penalty window, one token fewer to go on to.
+Chunk next_chunk(const Chunk& c, int32_t token);
 
 struct Step {
   uint64_t epoch = 0;
@@ -97,7 +107,8 @@ struct Sampled {
   int32_t token = 0;
   float lp = 0;
   std::vector<std::pair<int32_t, float>> top;
-  std::string logits;  // f32 bytes, only when asked
+  std::string logits;   // f32 bytes, only when asked
+  bool looped = false;  // the tail sent the token on to the head: its next step is under way
 };
 
 struct Result {
@@ -145,6 +156,10 @@ struct Assign {
   // Caches that survive the move: layers the stage keeps stay, layers it loses go to their new
   // owner as `kv` parts, layers it gains arrive as `kv` parts. Caches not listed are dropped.
   std::vector<KvHold> kv;
+  // For the last stage: the head's data endpoint, where loop steps go, and the tokens that end
+  // generation (a request sampling one of them goes back to the broker). Empty: no loop steps.
+  std::string head;
+  std::vector<int32_t> eog;
 };
 
 struct Ready {
@@ -168,6 +183,12 @@ struct KvPart {
 
 struct Release {
   uint64_t req = 0;
+};
+
+// Broker -> last stage: send these requests' next sampled tokens back to the broker, not on to
+// the head (they end, or the broker regroups them with others).
+struct Unloop {
+  std::vector<uint64_t> reqs;
 };
 
 struct Heartbeat {
@@ -294,6 +315,7 @@ std::string encode(const Register& m);
 std::string encode(const Assign& m);
 std::string encode(const Ready& m);
 std::string encode(const Release& m);
+std::string encode(const Unloop& m);
 std::string encode(const Heartbeat& m);
 std::string encode(const ErrorMsg& m);
 std::string encode(const Bye& m);
@@ -321,6 +343,7 @@ void decode(const Envelope& e, Register& m);
 void decode(const Envelope& e, Assign& m);
 void decode(const Envelope& e, Ready& m);
 void decode(const Envelope& e, Release& m);
+void decode(const Envelope& e, Unloop& m);
 void decode(const Envelope& e, Heartbeat& m);
 void decode(const Envelope& e, ErrorMsg& m);
 void decode(const Envelope& e, Bye& m);
@@ -351,6 +374,7 @@ template <> inline const char* type_of<Register>()    { return "register"; }
 template <> inline const char* type_of<Assign>()      { return "assign"; }
 template <> inline const char* type_of<Ready>()       { return "ready"; }
 template <> inline const char* type_of<Release>()     { return "release"; }
+template <> inline const char* type_of<Unloop>()      { return "unloop"; }
 template <> inline const char* type_of<Heartbeat>()   { return "heartbeat"; }
 template <> inline const char* type_of<ErrorMsg>()    { return "error"; }
 template <> inline const char* type_of<Bye>()         { return "bye"; }
