@@ -5,10 +5,11 @@
 //    load on the machine skews neither against the other): 2 threads per stage (the stages share
 //    the machine's cores; the broker keeps one step in the chain) and 1 thread per stage (each
 //    stage its own core, as on two machines; the broker keeps one step per stage in the chain);
+//  - loop steps on against off: single-stream decode through 3 stages, in alternating pairs;
 //  - time per hop (message in to message out, compute excluded), from a model so small that
-//    compute is negligible: (per-token time through k stages - per-token time in one process) / (k
-//    + 1) hops (broker -> stage 1 -> ... -> stage k -> broker).
-// Arguments (any of `single`, `streams`, `hops`) run only those sections; none runs all.
+//    compute is negligible: (per-token time through k stages - per-token time in one process) / k
+//    hops (stage 1 -> ... -> stage k -> stage 1: the last stage loops each token to the head).
+// Arguments (any of `single`, `loop`, `streams`, `hops`) run only those sections; none runs all.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -97,47 +98,85 @@ int main(int argc, char** argv) try {
   const uint32_t n = 48;
 
   if (wanted("single")) {
-    // The clusters stay up together (idle stages sleep). `layerbus run` runs before the first round
-    // and after every round, and each cluster's round figure is taken against the geometric mean of
-    // the two runs around it, so a drift of the machine's speed over a round cancels; the rounds
-    // take the clusters in alternating order. The median over the rounds is what a burst of other
-    // load moves least. Best-of figures alongside.
-    const int rounds = 11;
+    // The clusters stay up together (idle stages sleep). Each round measures `layerbus run` and
+    // every cluster once, each cluster's figure taken against that round's run. What ran just
+    // before a measurement moves it by several percent on a shared machine (a cluster measured
+    // between two others ran 3-7% slower than the same cluster measured next to a run), so the
+    // rounds take their orders from a Williams square: over every 4 rounds each of the four
+    // takes each place once and follows each of the others once. The median over the rounds is
+    // what a burst of other load moves least; the geometric mean and best-of figures alongside.
+    const int rounds = 12;
     const int stage_counts[] = {1, 2, 3};
+    constexpr int kOrders[4][4] = {{0, 1, 3, 2}, {1, 2, 0, 3}, {2, 3, 1, 0}, {3, 0, 2, 1}};
     std::vector<std::unique_ptr<lbbench::Cluster>> clusters;
     for (int stages : stage_counts) {
       clusters.push_back(start(model, stages, 8));
       generate(clusters.back()->broker, "warm up", 4);
     }
-    double run_before = run_tps(model, n);
-    double base = run_before;
+    double base = 0;
     std::vector<double> best(clusters.size(), 0.0);
     std::vector<std::vector<double>> ratios(clusters.size());
     for (int round = 0; round < rounds; ++round) {
+      double run = 0;
       std::vector<double> tps(clusters.size());
-      for (size_t i = 0; i < clusters.size(); ++i) {
-        const size_t c = round % 2 ? clusters.size() - 1 - i : i;
+      for (int item : kOrders[round % 4]) {
+        if (item == 0) {
+          run = run_tps(model, n);
+          base = std::max(base, run);
+          continue;
+        }
+        const size_t c = size_t(item - 1);
         const Stream s = generate(clusters[c]->broker, "Once upon a time", n);
         tps[c] = s.decode_steps / s.decode_s;
         best[c] = std::max(best[c], tps[c]);
       }
-      const double run_after = run_tps(model, n);
-      base = std::max(base, run_after);
-      for (size_t c = 0; c < clusters.size(); ++c)
-        ratios[c].push_back(tps[c] / std::sqrt(run_before * run_after));
-      run_before = run_after;
+      for (size_t c = 0; c < clusters.size(); ++c) ratios[c].push_back(tps[c] / run);
     }
     std::printf(
         "single stream, synthetic 1.1B Q4_0, %u tokens, 2 threads per process, %d rounds, each\n"
-        "between two `layerbus run`s\n%-22s %14s %18s %12s\n%-22s %14.2f %18s %12s\n",
-        n, rounds, "", "best tokens/s", "median round ratio", "best ratio", "layerbus run", base,
-        "1.000", "1.000");
+        "cluster against the same round's `layerbus run`\n%-16s %14s %13s %9s %11s\n%-16s %14.2f "
+        "%13s %9s %11s\n",
+        n, rounds, "", "best tokens/s", "median ratio", "geomean", "best ratio", "layerbus run",
+        base, "1.000", "1.000", "1.000");
     for (size_t c = 0; c < clusters.size(); ++c) {
-      std::printf("%-22s %14.2f %18.3f %12.3f\n",
+      std::printf("%-16s %14.2f %13.3f %9.3f %11.3f\n",
                   (std::to_string(stage_counts[c]) + " stage(s)").c_str(), best[c],
-                  lbbench::median(ratios[c]), best[c] / base);
+                  lbbench::median(ratios[c]), lbbench::geomean(ratios[c]), best[c] / base);
+    }
+    std::printf("every round's ratio:\n");
+    for (size_t c = 0; c < clusters.size(); ++c) {
+      std::printf("%-16s", (std::to_string(stage_counts[c]) + " stage(s)").c_str());
+      for (double r : ratios[c]) std::printf(" %.3f", r);
+      std::printf("\n");
     }
     std::printf("\n");
+  }
+
+  if (wanted("loop")) {
+    // Two 3-stage clusters side by side, one with loop steps (the default) and one with every step
+    // sent by the broker, in pairs of generations whose order alternates.
+    const int pairs = 40;
+    auto looped = start(model, 3, 8);
+    auto brokered = start(model, 3, 8, 2, {"--loop-steps", "false"});
+    generate(looped->broker, "warm up", 4);
+    generate(brokered->broker, "warm up", 4);
+    const auto tps = [&](lbbench::Cluster& c) {
+      const Stream s = generate(c.broker, "Once upon a time", n);
+      return s.decode_steps / s.decode_s;
+    };
+    std::vector<double> ratios;
+    for (int p = 0; p < pairs; ++p) {
+      const double first = tps(p % 2 ? *brokered : *looped);
+      const double second = tps(p % 2 ? *looped : *brokered);
+      ratios.push_back(p % 2 ? second / first : first / second);
+    }
+    const long wins = std::count_if(ratios.begin(), ratios.end(), [](double r) { return r > 1; });
+    std::printf(
+        "loop steps, 3 stages, %u tokens: decode with / without, %d alternating pairs\n"
+        "geomean %.3f, median %.3f, faster in %ld of %d\nevery pair's ratio:",
+        n, pairs, lbbench::geomean(ratios), lbbench::median(ratios), wins, pairs);
+    for (double r : ratios) std::printf(" %.3f", r);
+    std::printf("\n\n");
   }
 
   if (wanted("streams")) {
@@ -211,7 +250,7 @@ int main(int argc, char** argv) try {
       for (const auto& node : j["nodes"])
         inside += node["overhead_us"].get<double>() / double(j["nodes"].size());
       std::printf("%-10d %16.1f %22.1f %26.1f\n", stages, per_token * 1e6,
-                  (per_token - tiny_run) / (stages + 1) * 1e6, inside);
+                  (per_token - tiny_run) / stages * 1e6, inside);
     }
   }
   return 0;
