@@ -70,6 +70,22 @@ std::vector<StageSpec> core_sharing_stages() {
   return {{"s1", "1GiB", true, threads}, {"s2", "2GiB", true, threads}};
 }
 
+// Heartbeats carry the stages' cache bytes: waits (up to 30 s) for every request to end and every
+// cache to go.
+void expect_every_cache_freed(Cluster& cluster) {
+  nlohmann::json s;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  const auto freed = [&] {
+    s = cluster.status();
+    bool zero = s["requests"].empty();
+    for (const auto& n : s["nodes"]) zero = zero && n["kv"].get<uint64_t>() == 0;
+    return zero;
+  };
+  while (!freed() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_TRUE(freed()) << s.dump();
+}
+
 lb::wire::Generate greedy(const std::string& prompt, uint32_t n) {
   lb::wire::Generate g;
   g.prompt = prompt;
@@ -327,18 +343,7 @@ TEST(Pipeline, CancelledAndAbandonedRequestsFreeTheirCachesWhileOthersGoOn) {
 
   EXPECT_EQ(running.get().tokens, local_greedy(model, "a b", 96));
   ASSERT_TRUE(lb::process_alive(cluster.broker_pid())) << cluster.log("broker");
-  // Heartbeats carry the stages' cache bytes: wait for every request to end and every cache to go.
-  nlohmann::json s;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  const auto freed = [&] {
-    s = cluster.status();
-    bool zero = s["requests"].empty();
-    for (const auto& n : s["nodes"]) zero = zero && n["kv"].get<uint64_t>() == 0;
-    return zero;
-  };
-  while (!freed() && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_TRUE(freed()) << s.dump();
+  expect_every_cache_freed(cluster);
   EXPECT_NE(cluster.log("broker").find("is gone: cancelling"), std::string::npos)
       << "the abandoned request was not noticed";
 }
@@ -390,17 +395,7 @@ TEST(Pipeline, AStopStringEndsARequestWhoseNextStepIsUnderWay) {
   EXPECT_NE(tok.detokenize(remote.tokens, true, false).find(stop), std::string::npos);
 
   EXPECT_EQ(lbtest::generate_remote(cluster.broker(), greedy("a b", 40)).tokens, local);
-  nlohmann::json s;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  const auto freed = [&] {
-    s = cluster.status();
-    bool zero = s["requests"].empty();
-    for (const auto& n : s["nodes"]) zero = zero && n["kv"].get<uint64_t>() == 0;
-    return zero;
-  };
-  while (!freed() && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_TRUE(freed()) << s.dump();
+  expect_every_cache_freed(cluster);
   for (const char* stage : {"s1", "s2"})
     EXPECT_EQ(cluster.log(stage).find("failed"), std::string::npos) << cluster.log(stage);
 }
