@@ -75,6 +75,12 @@ StreamsFigure concurrent(const std::string& broker, int streams, uint32_t n) {
   return r;
 }
 
+// Decode tokens/s of one n-token generation through a cluster.
+double decode_tps(const std::string& broker, uint32_t n) {
+  const Stream s = generate(broker, "Once upon a time", n);
+  return s.decode_steps / s.decode_s;
+}
+
 // `layerbus run --json` in its own process, as a user would run it.
 double run_tps(const std::string& model, uint32_t n) {
   const std::string out = log_dir() + "/run.json";
@@ -126,8 +132,7 @@ int main(int argc, char** argv) try {
           continue;
         }
         const size_t c = size_t(item - 1);
-        const Stream s = generate(clusters[c]->broker, "Once upon a time", n);
-        tps[c] = s.decode_steps / s.decode_s;
+        tps[c] = decode_tps(clusters[c]->broker, n);
         best[c] = std::max(best[c], tps[c]);
       }
       for (size_t c = 0; c < clusters.size(); ++c) ratios[c].push_back(tps[c] / run);
@@ -160,14 +165,10 @@ int main(int argc, char** argv) try {
     auto brokered = start(model, 3, 8, 2, {"--loop-steps", "false"});
     generate(looped->broker, "warm up", 4);
     generate(brokered->broker, "warm up", 4);
-    const auto tps = [&](lbbench::Cluster& c) {
-      const Stream s = generate(c.broker, "Once upon a time", n);
-      return s.decode_steps / s.decode_s;
-    };
     std::vector<double> ratios;
     for (int p = 0; p < pairs; ++p) {
-      const double first = tps(p % 2 ? *brokered : *looped);
-      const double second = tps(p % 2 ? *looped : *brokered);
+      const double first = decode_tps((p % 2 ? brokered : looped)->broker, n);
+      const double second = decode_tps((p % 2 ? looped : brokered)->broker, n);
       ratios.push_back(p % 2 ? second / first : first / second);
     }
     const long wins = std::count_if(ratios.begin(), ratios.end(), [](double r) { return r > 1; });

@@ -115,9 +115,9 @@ class Broker {
   void on_cancel(const std::string& peer, const wire::Cancel& m);
   // Ends a request now, or when the step in the chain that holds it comes back.
   void cancel(Request& r);
-  // Asks the tail to send the next tokens of the looping requests `which` selects back here
+  // Asks the tail to send the next token of `only` (of every looping request when null) back here
   // instead of on to the head.
-  void unloop(const std::function<bool(const Request&)>& which);
+  void unloop(const Request* only = nullptr);
   std::string status_json() const;
   std::string plan_json(const wire::PlanQuery& q) const;
   std::string current_plan_json() const;

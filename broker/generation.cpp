@@ -68,15 +68,14 @@ void Broker::cancel(Request& r) {
     return;
   }
   r.ending = "cancelled";
-  const uint64_t id = r.id;
-  unloop([&](const Request& x) { return x.id == id; });
+  unloop(&r);
 }
 
-void Broker::unloop(const std::function<bool(const Request&)>& which) {
+void Broker::unloop(const Request* only) {
   if (!plan_) return;
   wire::Unloop u;
   for (auto& [id, r] : requests_) {
-    if (r.in_flight && r.looping && !r.unloop_sent && which(r)) {
+    if (r.in_flight && r.looping && !r.unloop_sent && (!only || only == &r)) {
       u.reqs.push_back(id);
       r.unloop_sent = true;
     }
@@ -110,7 +109,7 @@ void Broker::schedule() {
   }
   // Loop steps keep the chain full for as long as their requests go on: they come back here to
   // be regrouped with the chunks that wait.
-  if (!ready_chunks_.empty()) unloop([](const Request&) { return true; });
+  if (!ready_chunks_.empty()) unloop();
 }
 
 uint64_t Broker::send_step(size_t max_requests) {
@@ -227,8 +226,7 @@ void Broker::on_result(const std::string& frame) {
     looped += s.looped;
     if (!r.ending.empty()) {
       if (s.looped) {
-        const uint64_t id = r.id;
-        unloop([&](const Request& x) { return x.id == id; });
+        unloop(&r);
       } else {
         finish(r, r.ending);
       }
@@ -265,8 +263,7 @@ void Broker::on_result(const std::string& frame) {
       if (s.looped) {
         // Only a stop string or a client gone: the tail knows the last token and the end ones.
         r.ending = end;
-        const uint64_t id = r.id;
-        unloop([&](const Request& x) { return x.id == id; });
+        unloop(&r);
       } else {
         finish(r, end);
       }

@@ -201,7 +201,7 @@ void Broker::maybe_offer_layers() {
 
 void Broker::advance_migration() {
   if (!migration_ || migration_->assigned) return;
-  unloop([](const Request&) { return true; });
+  unloop();
   for (const auto& [id, r] : requests_) {
     if (r.in_flight) return;  // its step must come back first
   }

@@ -109,9 +109,8 @@ void add_status(CLI::App& app) {
     const auto& st = j["steps"];
     const double sent = st["sent"].get<double>();
     std::printf(
-        "steps     %.0f sent (%.0f of them looped by the last stage), %.2f rows each on average, "
-        "up "
-        "to %d in the chain at once\n",
+        "steps     %.0f sent (%.0f of them looped by the last stage), %.2f rows each on average,\n"
+        "          up to %d in the chain at once\n",
         sent, st["looped"].get<double>(), sent > 0 ? st["rows"].get<double>() / sent : 0.0,
         st["max_inflight"].get<int>());
   });
