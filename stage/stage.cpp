@@ -560,7 +560,6 @@ void Stage::emit(const std::vector<wire::Step>& steps, const StepOutput& out) {
   std::vector<wire::Sampled> sampled(rows.size());
   pool_.run(int64_t(rows.size()), [&](int64_t i) {
     const wire::Chunk& c = *rows[size_t(i)].first;
-    const float* logits = rows[size_t(i)].second;
     const wire::SampleSpec& sp = *c.sample;
     SamplingParams p;
     p.temperature = sp.temp;
@@ -573,20 +572,13 @@ void Stage::emit(const std::vector<wire::Step>& steps, const StepOutput& out) {
     wire::Sampled& smp = sampled[size_t(i)];
     smp.req = c.req;
     smp.pos = c.pos + c.n - 1;
-    smp.token = sample_token(logits, hp.n_vocab, p, sp.recent, sp.draw);
-    const Logprobs lp = logprobs(logits, hp.n_vocab, smp.token, int(sp.top));
-    smp.lp = lp.chosen;
-    for (const TokenLogprob& t : lp.top) smp.top.push_back({t.id, t.logprob});
-    if (sp.logits)
-      smp.logits.assign(reinterpret_cast<const char*>(logits), size_t(hp.n_vocab) * sizeof(float));
+    smp.token = sample_token(rows[size_t(i)].second, hp.n_vocab, p, sp.recent, sp.draw);
   });
-  // Loop steps go first: the head waits for them, the broker only streams their tokens.
+  // Loop steps go first: the head waits for them, while the log-probabilities below and the
+  // results only matter to the broker (computing them first kept the head waiting about 50 us
+  // longer per token: a log-sum-exp over the vocabulary).
   size_t next = 0;
-  std::vector<wire::Result> results;
   for (const wire::Step& s : steps) {
-    wire::Result res;
-    res.epoch = s.epoch;
-    res.id = s.id;
     wire::Step loop;
     loop.epoch = s.epoch;
     loop.id = s.id;
@@ -599,12 +591,29 @@ void Stage::emit(const std::vector<wire::Step>& steps, const StepOutput& out) {
         loop.seqs.push_back(wire::next_chunk(c, smp.token));
         loop.tokens.push_back(smp.token);
       }
-      res.out.push_back(std::move(smp));
     }
     if (!loop.seqs.empty()) send_frame(loop_out_, wire::encode(loop));
-    results.push_back(std::move(res));
   }
-  for (const wire::Result& res : results) send_frame(data_out_, wire::encode(res));
+  pool_.run(int64_t(rows.size()), [&](int64_t i) {
+    const wire::SampleSpec& sp = *rows[size_t(i)].first->sample;
+    const float* logits = rows[size_t(i)].second;
+    wire::Sampled& smp = sampled[size_t(i)];
+    const Logprobs lp = logprobs(logits, hp.n_vocab, smp.token, int(sp.top));
+    smp.lp = lp.chosen;
+    for (const TokenLogprob& t : lp.top) smp.top.push_back({t.id, t.logprob});
+    if (sp.logits)
+      smp.logits.assign(reinterpret_cast<const char*>(logits), size_t(hp.n_vocab) * sizeof(float));
+  });
+  next = 0;
+  for (const wire::Step& s : steps) {
+    wire::Result res;
+    res.epoch = s.epoch;
+    res.id = s.id;
+    for (const wire::Chunk& c : s.seqs) {
+      if (c.sample) res.out.push_back(std::move(sampled[next++]));
+    }
+    send_frame(data_out_, wire::encode(res));
+  }
 }
 
 bool Stage::goes_on(const wire::Chunk& c, int32_t token) {

@@ -148,6 +148,7 @@ class Cluster {
 struct RemoteResult {
   std::vector<int32_t> prompt_tokens;
   std::vector<int32_t> tokens;
+  std::vector<float> logprobs;  // of each token, as streamed
   std::string text;
   std::string reason;
 };
@@ -163,6 +164,10 @@ inline RemoteResult generate_remote(const std::string& broker, const lb::wire::G
       lb::wire::Accepted m;
       lb::wire::decode(env, m);
       r.prompt_tokens = m.prompt_tokens;
+    } else if (env.type() == "token") {
+      lb::wire::TokenMsg m;
+      lb::wire::decode(env, m);
+      r.logprobs.push_back(m.lp);
     } else if (env.type() == "done") {
       lb::wire::Done m;
       lb::wire::decode(env, m);

@@ -23,8 +23,13 @@ using lbtest::Cluster;
 using lbtest::StageSpec;
 
 // Tokens from one process, the reference every pipeline must reproduce (greedy by default).
-std::vector<int32_t> local_greedy(const std::string& model, const std::string& prompt, int64_t n,
-                                  const lb::SamplingParams& sampling = {}) {
+struct LocalResult {
+  std::vector<int32_t> tokens;
+  std::vector<float> logprobs;  // of each token
+};
+
+LocalResult local_generation(const std::string& model, const std::string& prompt, int64_t n,
+                             const lb::SamplingParams& sampling = {}) {
   auto file = std::make_shared<lb::GgufFile>(model);
   lb::Tokenizer tok(*file);
   lb::ModelWeights w(file, 0, lb::read_hparams(*file).n_layers);
@@ -33,15 +38,21 @@ std::vector<int32_t> local_greedy(const std::string& model, const std::string& p
   lb::GenerateOptions opt;
   opt.n_predict = n;
   opt.sampling = sampling;
-  std::vector<int32_t> out;
+  LocalResult out;
   lb::generate(
       runner, tok.encode(prompt, true), opt,
       [&](int32_t id) { return tok.is_end_of_generation(id); },
       [&](const lb::GeneratedToken& t) {
-        out.push_back(t.id);
+        out.tokens.push_back(t.id);
+        out.logprobs.push_back(t.logprob);
         return true;
       });
   return out;
+}
+
+std::vector<int32_t> local_greedy(const std::string& model, const std::string& prompt, int64_t n,
+                                  const lb::SamplingParams& sampling = {}) {
+  return local_generation(model, prompt, n, sampling).tokens;
 }
 
 std::vector<StageSpec> unequal_stages(size_t n) {
@@ -348,20 +359,25 @@ TEST(Pipeline, CancelledAndAbandonedRequestsFreeTheirCachesWhileOthersGoOn) {
       << "the abandoned request was not noticed";
 }
 
-TEST(Pipeline, LoopStepsAndBrokerStepsGiveTheSameTokens) {
+TEST(Pipeline, LoopStepsAndBrokerStepsGiveTheSameTokensAndLogprobs) {
   // By default the last stage sends each sampled token straight on to the head; with
-  // --loop-steps false every step comes from the broker. Both give one process's tokens, and the
-  // steps the broker reports say which way they went.
+  // --loop-steps false every step comes from the broker. Both give one process's tokens and
+  // log-probabilities, and the steps the broker reports say which way they went.
   lbtest::TempDir dir("pipeline-loop");
   const std::string model = model_of_slow_steps(dir);
-  const std::vector<int32_t> expected = local_greedy(model, "a b", 24);
+  const LocalResult expected = local_generation(model, "a b", 24);
   for (const bool loop : {true, false}) {
     SCOPED_TRACE(loop ? "loop steps" : "broker steps");
     Cluster cluster(
         model, unequal_stages(3),
         loop ? std::vector<std::string>{} : std::vector<std::string>{"--loop-steps", "false"});
     cluster.wait_serving();
-    EXPECT_EQ(lbtest::generate_remote(cluster.broker(), greedy("a b", 24)).tokens, expected);
+    const lbtest::RemoteResult remote =
+        lbtest::generate_remote(cluster.broker(), greedy("a b", 24));
+    EXPECT_EQ(remote.tokens, expected.tokens);
+    // The tail sends a loop step before it works out the log-probabilities: they still arrive
+    // with their tokens, equal to one process's.
+    EXPECT_EQ(remote.logprobs, expected.logprobs);
     const nlohmann::json steps = cluster.status()["steps"];
     // 24 steps: the prompt's and one per token after the first but the last.
     EXPECT_EQ(steps["sent"].get<int>(), 24) << steps.dump();
