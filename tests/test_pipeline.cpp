@@ -22,7 +22,8 @@ namespace {
 using lbtest::Cluster;
 using lbtest::StageSpec;
 
-// Tokens from one process, the reference every pipeline must reproduce (greedy by default).
+// Tokens and their log-probabilities from one process, the reference every pipeline must
+// reproduce (greedy by default).
 struct LocalResult {
   std::vector<int32_t> tokens;
   std::vector<float> logprobs;  // of each token
