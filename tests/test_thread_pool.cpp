@@ -1,11 +1,15 @@
 // The engine's thread pool: every task runs exactly once per run, a task's exception reaches the
-// caller, and threads with nothing to do sleep (they poll for at most ThreadPool::kPollTime).
+// caller, threads with nothing to do sleep (they poll for at most ThreadPool::kPollTime), and
+// wake() brings sleeping workers up ahead of a run without disturbing runs.
 #include <gtest/gtest.h>
 #include <time.h>
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -17,6 +21,20 @@ double process_cpu_seconds() {
   timespec ts{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
+
+// How many times this process's threads other than the calling one went to sleep so far.
+int64_t other_threads_sleeps() {
+  const std::string self = std::to_string(gettid());
+  int64_t n = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    if (task.path().filename() == self) continue;
+    std::ifstream status(task.path() / "status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) n += std::stoll(line.substr(24));
+    }
+  }
+  return n;
 }
 
 }  // namespace
@@ -58,4 +76,36 @@ TEST(ThreadPool, ThreadsWithNothingToDoSleep) {
   std::printf("[thread pool] CPU used by an idle pool of 3 threads over 300 ms: %.3f ms\n",
               idle_cpu * 1e3);
   EXPECT_LT(idle_cpu, 0.030);
+}
+
+TEST(ThreadPool, WakeBringsSleepingWorkersUpAndTheySleepAgain) {
+  lb::ThreadPool pool(3);
+  pool.run(8, [](int64_t) {});
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // both workers asleep
+  const int64_t before_idle = other_threads_sleeps();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const int64_t before_wake = other_threads_sleeps();
+  EXPECT_EQ(before_wake, before_idle) << "a sleeping pool's workers woke on their own";
+  pool.wake();
+  // Each woken worker polls kPollTime for a run, then goes back to sleep: one more sleep each
+  // (given time to be scheduled on a loaded machine).
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_GE(other_threads_sleeps() - before_wake, 2);
+}
+
+TEST(ThreadPool, RunsAfterWakesRunEveryTaskOnce) {
+  lb::ThreadPool pool(3);
+  for (int64_t n_tasks = 1; n_tasks < 100; ++n_tasks) {
+    pool.wake();
+    if (n_tasks % 3 == 0) pool.wake();  // twice in a row
+    if (n_tasks % 5 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    std::vector<std::atomic<int>> hits(static_cast<size_t>(n_tasks));
+    pool.run(n_tasks, [&](int64_t t) { hits[size_t(t)]++; });
+    for (int64_t t = 0; t < n_tasks; ++t) ASSERT_EQ(hits[size_t(t)], 1) << n_tasks << " tasks";
+  }
+  lb::ThreadPool alone(1);  // no workers: nothing to wake
+  alone.wake();
+  int ran = 0;
+  alone.run(4, [&](int64_t) { ++ran; });
+  EXPECT_EQ(ran, 4);
 }

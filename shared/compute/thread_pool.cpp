@@ -85,24 +85,11 @@ void ThreadPool::worker_loop() {
   }
 }
 
-void ThreadPool::run(int64_t n_tasks, const std::function<void(int64_t)>& fn) {
-  if (n_tasks <= 0) return;
-  std::lock_guard<std::mutex> run_lock(run_mu_);
-  if (workers_.empty() || n_tasks == 1) {
-    for (int64_t t = 0; t < n_tasks; ++t) fn(t);
-    return;
-  }
+void ThreadPool::start(const std::function<void(int64_t)>* fn, int64_t n_tasks) {
   {
     // A worker that woke late for the previous run may still be looking at its counter.
     const std::unique_lock<std::mutex> lock = wait_until(idle_, [&] { return in_run_ == 0; });
-    fn_ = &fn;
-    // Every task goes to whichever thread asks first, the caller's included. Keeping the last
-    // one for the caller (so that it would finish last and never sleep waiting for a worker)
-    // left a worker idle through that whole task at the end of every loop, and the caller
-    // doing three of attention's four tasks: 1.1B Q4_0 decode ran 1-3% slower (paired runs:
-    // slower in 11 of 11 rounds of two fixed-order sets, in 8 of 10 and 4 of 6 of alternating
-    // ones), prompts no different. The caller polls kPollTime before it sleeps, longer than a
-    // decode task takes.
+    fn_ = fn;
     n_tasks_ = n_tasks;
     next_task_.store(0, std::memory_order_relaxed);
     pending_.store(n_tasks, std::memory_order_relaxed);
@@ -110,6 +97,29 @@ void ThreadPool::run(int64_t n_tasks, const std::function<void(int64_t)>& fn) {
     ++generation_;
   }
   wake_.notify_all();
+}
+
+void ThreadPool::wake() {
+  if (workers_.empty()) return;
+  std::lock_guard<std::mutex> run_lock(run_mu_);
+  start(nullptr, 0);
+}
+
+void ThreadPool::run(int64_t n_tasks, const std::function<void(int64_t)>& fn) {
+  if (n_tasks <= 0) return;
+  std::lock_guard<std::mutex> run_lock(run_mu_);
+  if (workers_.empty() || n_tasks == 1) {
+    for (int64_t t = 0; t < n_tasks; ++t) fn(t);
+    return;
+  }
+  // Every task goes to whichever thread asks first, the caller's included. Keeping the last
+  // one for the caller (so that it would finish last and never sleep waiting for a worker)
+  // left a worker idle through that whole task at the end of every loop, and the caller
+  // doing three of attention's four tasks: 1.1B Q4_0 decode ran 1-3% slower (paired runs:
+  // slower in 11 of 11 rounds of two fixed-order sets, in 8 of 10 and 4 of 6 of alternating
+  // ones), prompts no different. The caller polls kPollTime before it sleeps, longer than a
+  // decode task takes.
+  start(&fn, n_tasks);
   for (;;) {
     const int64_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
     if (task >= n_tasks) break;

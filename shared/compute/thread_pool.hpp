@@ -37,8 +37,17 @@ class ThreadPool {
   // The first exception thrown by a task is rethrown here after the others finish.
   void run(int64_t n_tasks, const std::function<void(int64_t)>& fn);
 
+  // Wakes sleeping workers now, ahead of a run the caller knows is coming but must first
+  // prepare (a stage whose step has just arrived, still to be received and decoded): their
+  // wake-up then overlaps that serial work instead of delaying the run's start. Woken workers
+  // poll kPollTime for the run, as after any run, and then sleep again.
+  void wake();
+
  private:
   void worker_loop();
+  // Hands tasks [0, n_tasks) of fn to the workers (none when n_tasks is 0: they only wake up)
+  // once no worker is still inside the previous run. Called with run_mu_ held.
+  void start(const std::function<void(int64_t)>* fn, int64_t n_tasks);
   // Runs one task, records its exception, and wakes the caller when it was the run's last.
   void run_task(const std::function<void(int64_t)>& fn, int64_t task);
   // Returns mu_ held once ready() holds: polls it (without the lock) for up to kPollTime, then
