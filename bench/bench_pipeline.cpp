@@ -113,7 +113,7 @@ int main(int argc, char** argv) try {
     // what a burst of other load moves least, printed with its 95% confidence interval (single
     // 48-token generations on this shared machine vary by 5-10%, so the interval, not the median
     // alone, says whether a ratio is above a target); the geometric mean and best-of alongside.
-    // 48 rounds: with 24, the 3-stage interval spanned 3-8%, far wider than the distance between
+    // 48 rounds: with 24, the 3-stage interval spanned 3-9%, far wider than the distance between
     // the ratios measured (medians 0.94-0.98 in eleven runs) and the 0.95 target; 48 narrow it by
     // about a third. Every round's ratio is printed, so that several runs can be pooled.
     const int rounds = 48;

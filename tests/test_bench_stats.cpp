@@ -26,9 +26,10 @@ TEST(BenchStats, MedianAndGeomean) {
 TEST(BenchStats, MedianIntervalTakesTheTabulatedRanks) {
   // The ranks of distribution-free 95% intervals for the median, from Binomial(n, 1/2) tails:
   // n = 9 -> (2, 8), covering 96.1%; 12 -> (3, 10), 96.1%; 24 -> (7, 18), 97.7%;
-  // 40 -> (14, 27), 96.2%. One rank further in would cover less than 95% in each case.
+  // 40 -> (14, 27), 96.2%; 48 -> (17, 32), 97.1%. One rank further in would cover less than 95%
+  // in each case.
   const std::pair<int, std::pair<double, double>> cases[] = {
-      {9, {2, 8}}, {12, {3, 10}}, {24, {7, 18}}, {40, {14, 27}}};
+      {9, {2, 8}}, {12, {3, 10}}, {24, {7, 18}}, {40, {14, 27}}, {48, {17, 32}}};
   for (const auto& [n, expected] : cases) {
     EXPECT_EQ(lbbench::median_interval(ranks(n), 0.95), expected) << n << " values";
   }
